@@ -1,0 +1,68 @@
+"""The Celery app shared by the API (which enqueues by task name) and the worker (which runs it).
+
+Messages carry a job id only; the matrix lives in the job store. With Redis configured, Redis is
+the broker; on the embedded default, kombu's filesystem transport under NINV_DATA_DIR needs no
+server. Celery keeps no results: the job store is the one place a job's state lives.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from ninv.settings import Settings
+
+__all__ = ["SOLVE_TASK", "enqueue", "make_celery"]
+
+#: The task the worker registers and the API sends by name (so the API never imports torch).
+SOLVE_TASK = "ninv.solve"
+
+
+def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
+    # Redis redelivers an unacked message after the visibility timeout; it must outlast the
+    # longest job, or a healthy long job would run twice. Dead workers are found sooner by the
+    # job lease (see worker.recovery).
+    if settings.redis_url:
+        return settings.redis_url, {
+            "visibility_timeout": settings.job_timeout_s + 3600,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 5,
+            "global_keyprefix": f"{settings.redis_prefix}:celery:",
+        }
+    folder = (settings.data_dir / "broker").resolve()
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured for long single-device jobs."""
+    broker_url, transport_options = _broker_options(settings)
+    app = Celery("ninv", broker=broker_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_pool="solo",
+        worker_hijack_root_logger=False,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        task_default_queue="ninv",
+        task_publish_retry=False,
+    )
+    return app
+
+
+def enqueue(app: Celery, job_id: str) -> None:
+    """Send the solve task for one job; its message carries the job id only."""
+    app.send_task(SOLVE_TASK, args=[job_id])

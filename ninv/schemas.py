@@ -1,0 +1,177 @@
+"""Wire schemas shared by the API, the worker and the client.
+
+These pydantic models are the contract between ninv's parts: the API validates requests with
+them and answers with them, the worker writes them to the store, and the client parses them.
+This module imports only pydantic, so that the client installs without torch, FastAPI or Celery.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "FINISHED",
+    "MAX_ITER_LIMIT",
+    "DType",
+    "HistoryPoint",
+    "Job",
+    "JobList",
+    "JobStatus",
+    "LrStage",
+    "Method",
+    "Problem",
+    "Progress",
+    "Result",
+    "SolveOptions",
+    "StopReason",
+    "Summary",
+]
+
+Method = Literal["adam", "gd", "cg", "newton-schulz", "exact"]
+DType = Literal["float32", "float64"]
+StopReason = Literal["converged", "max_iter", "stalled", "diverged", "cancelled"]
+
+#: The largest max_iter a job may ask for: past this a request is a mistake, not a plan.
+MAX_ITER_LIMIT = 100_000_000
+#: lr_schedule stages beyond this are a mistake too.
+MAX_LR_STAGES = 64
+
+LrStage = tuple[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, le=10)]]
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+
+
+class SolveOptions(BaseModel):
+    """How to invert: every field is optional and defaults to the solver's own default.
+
+    `max_iter` and `tol` left unset take the method's default (for `adam`, the original
+    configuration: 100,000 steps and no tolerance stop). `lr_schedule` applies to `adam` and `gd`:
+    (start_iteration, lr) stages, the first starting at 0.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Method = "adam"
+    max_iter: Annotated[int, Field(ge=1, le=MAX_ITER_LIMIT)] | None = None
+    tol: Annotated[float, Field(gt=0, lt=1)] | None = None
+    lr_schedule: list[LrStage] | None = Field(default=None, min_length=1, max_length=MAX_LR_STAGES)
+    dtype: DType = "float32"
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d{1,2})$")] = "auto"
+    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+    aux: bool = True
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _stages_ordered(cls, stages: list[LrStage] | None) -> list[LrStage] | None:
+        if stages is None:
+            return None
+        if stages[0][0] != 0:
+            raise ValueError("the first lr_schedule stage must start at iteration 0")
+        starts = [start for start, _ in stages]
+        if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+            raise ValueError("lr_schedule stage starts must strictly increase")
+        if not all(math.isfinite(lr) for _, lr in stages):
+            raise ValueError("lr_schedule learning rates must be finite")
+        return stages
+
+
+class Progress(BaseModel):
+    """The latest progress tick of a running job."""
+
+    iteration: int
+    max_iter: int
+    loss: float | None
+    residual: float | None
+    aux_error: float | None = None
+    lr: float | None = None
+    rate: float | None = Field(default=None, description="iterations per second")
+    eta_s: float | None = Field(default=None, description="seconds to max_iter at this rate")
+    updated_at: datetime
+
+
+class HistoryPoint(BaseModel):
+    """One point of a job's loss curve."""
+
+    iteration: int
+    loss: float | None
+    residual: float | None
+    aux_error: float | None = None
+    lr: float | None = None
+
+
+class Summary(BaseModel):
+    """What a finished solve reports: how far it got and why it stopped."""
+
+    method: Method
+    iterations: int
+    max_iter: int
+    loss: float | None
+    residual: float | None
+    aux_error: float | None
+    converged: bool
+    reason: StopReason
+    cond: float | None = Field(description="condition-number estimate of the input")
+    device: str
+    dtype: DType
+    elapsed_s: float
+    warning: str | None = None
+
+
+class Job(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    status: JobStatus
+    options: SolveOptions
+    n: int
+    batch: int | None = Field(default=None, description="b for a (b, n, n) input, else null")
+    input_dtype: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    worker: str | None = None
+    cancel_requested: bool = False
+    progress: Progress | None = None
+    summary: Summary | None = None
+    error: str | None = None
+
+
+class JobList(BaseModel):
+    """One page of the caller's jobs, newest first."""
+
+    jobs: list[Job]
+    next_cursor: str | None = None
+
+
+class Result(BaseModel):
+    """A finished job's inverse as JSON."""
+
+    inverse: list[list[float]] | list[list[list[float]]]
+    summary: Summary
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail, as every error answers."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None

@@ -1,0 +1,80 @@
+"""Typed settings, read once from NINV_* environment variables and injected where needed."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Every NINV_ setting with its default; the README's configuration table mirrors this."""
+
+    model_config = SettingsConfigDict(env_prefix="NINV_", extra="ignore", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for broker and job store; unset runs the embedded default (SQLite "
+        "and a filesystem broker under data_dir).",
+    )
+    redis_prefix: str = Field(default="ninv", description="key prefix of every Redis key")
+    data_dir: Path = Field(
+        default=Path(".ninv"), description="where the embedded default keeps its state"
+    )
+    api_keys: str = Field(
+        default="",
+        description="comma-separated API keys; empty serves without auth, on loopback only",
+    )
+    host: str = Field(default="127.0.0.1", description="address `ninv serve` binds")
+    port: int = Field(default=8000, ge=1, le=65535, description="port `ninv serve` binds")
+    max_n: int = Field(default=2048, ge=1, description="largest matrix dimension accepted")
+    max_batch: int = Field(default=4096, ge=1, description="largest b of a (b, n, n) input")
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest request body accepted"
+    )
+    retention_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="how long finished jobs are kept"
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="a running job's lease; a worker renews it every tick"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="runs of a job whose workers died before it fails"
+    )
+    job_timeout_s: int = Field(
+        default=24 * 3600, ge=1, description="longest a job may run; sets the broker timeout"
+    )
+    progress_every_s: float = Field(
+        default=0.5, gt=0, description="how often a running job reports progress"
+    )
+    history_max_points: int = Field(
+        default=500, ge=10, description="points kept of a job's loss curve (log-spaced)"
+    )
+    device: str = Field(default="auto", description="a worker's device: auto, cpu or cuda:N")
+    batch_max: int = Field(
+        default=256, ge=0, description="jobs a worker solves together; 0 or 1 turns batching off"
+    )
+    batch_wait_ms: int = Field(
+        default=20, ge=0, description="how long a worker waits for more compatible jobs"
+    )
+    batch_max_n: int = Field(
+        default=64, ge=1, description="matrices larger than this are never batched"
+    )
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: SQLite store and filesystem broker."""
+        return not self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,36 @@
+"""The job store: one interface, a Redis implementation and a SQLite one for the embedded default."""
+
+from __future__ import annotations
+
+from ninv.settings import Settings
+from ninv.store._base import (
+    Heartbeat,
+    IdempotencyConflict,
+    JobStore,
+    NotFinished,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = [
+    "Heartbeat",
+    "IdempotencyConflict",
+    "JobStore",
+    "NotFinished",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+]
+
+
+def open_store(settings: Settings) -> JobStore:
+    """The store the settings ask for: Redis when NINV_REDIS_URL is set, else SQLite."""
+    if settings.redis_url:
+        from ninv.store._redis import RedisStore
+
+        return RedisStore.from_url(
+            settings.redis_url, prefix=settings.redis_prefix, retention_s=settings.retention_s
+        )
+    from ninv.store._sqlite import SqliteStore
+
+    return SqliteStore(settings.data_dir / "jobs.sqlite3", retention_s=settings.retention_s)

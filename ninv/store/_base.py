@@ -1,0 +1,171 @@
+"""The job store interface that both the Redis and the SQLite stores implement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ninv.jobs import JobRecord
+from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
+
+__all__ = [
+    "Heartbeat",
+    "IdempotencyConflict",
+    "JobStore",
+    "NotFinished",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The backing store does not answer (Redis down, database locked past its timeout)."""
+
+
+class IdempotencyConflict(StoreError):
+    """An Idempotency-Key was reused with a different request body."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"idempotency key already used for job {job_id} with a different body")
+        self.job_id = job_id
+
+
+class NotFinished(StoreError):
+    """The operation needs a finished job (delete), or a live one (cancel)."""
+
+    def __init__(self, job_id: str, status: JobStatus) -> None:
+        super().__init__(f"job {job_id} is {status}")
+        self.job_id = job_id
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a worker learns when it reports progress."""
+
+    owned: bool  # False: the lease was lost (requeued or finished elsewhere); stop working on it
+    cancel_requested: bool
+
+
+class JobStore(Protocol):
+    """Durable job records, matrix blobs, progress, history, leases and cancel flags.
+
+    Every method may raise StoreUnavailable when the backing store does not answer. Times are
+    timezone-aware UTC. Matrices and results are `.npy` bytes.
+    """
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
+        """Store a new queued job and its input, atomically.
+
+        When job.idempotency_key is set and the owner already has a job under that key, return
+        that job and False if its request_hash equals job.request_hash, else raise
+        IdempotencyConflict. Otherwise return the stored job and True.
+        """
+        ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def load_matrix(self, job_id: str) -> bytes | None: ...
+
+    def load_result(self, job_id: str) -> bytes | None: ...
+
+    def history(self, job_id: str) -> list[HistoryPoint]: ...
+
+    def list(
+        self,
+        owner: str,
+        *,
+        status: JobStatus | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[JobRecord], str | None]:
+        """The owner's jobs, newest first, and an opaque cursor for the next page (None: last)."""
+        ...
+
+    def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
+        """Atomically take a queued job: status running, attempts + 1, worker, lease.
+
+        Return None, changing nothing, unless the job is queued (so a redelivered message for a
+        finished or live-leased job is a no-op).
+        """
+        ...
+
+    def claim_compatible(
+        self, batch_key: str, worker: str, lease_s: float, limit: int
+    ) -> list[JobRecord]:
+        """Claim up to `limit` queued jobs with this batch_key, oldest first, as `claim` does."""
+        ...
+
+    def heartbeat(
+        self,
+        job_id: str,
+        worker: str,
+        lease_s: float,
+        *,
+        progress: Progress | None = None,
+        history: list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
+    ) -> Heartbeat:
+        """Renew the lease, store the latest progress, append history points, read the cancel flag.
+
+        Only while `worker` owns the running job; otherwise change nothing and return owned=False.
+        History keeps at most history_max_points points (the oldest beyond that are dropped,
+        except the first).
+        """
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        worker: str,
+        *,
+        status: JobStatus,
+        summary: Summary | None = None,
+        result: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record a running job's end (succeeded, failed or cancelled) while `worker` owns it.
+
+        Sets finished_at and starts the retention clock. Return False, changing nothing, when the
+        worker no longer owns the job.
+        """
+        ...
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued job at once, or flag a running one for its worker to stop.
+
+        Raise NotFinished(job_id, status) if the job has already finished, KeyError if unknown.
+        """
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job and its blobs. Raise NotFinished if it has not finished."""
+        ...
+
+    def recover_expired(self, now: datetime, max_attempts: int) -> tuple[list[str], list[str]]:
+        """Handle running jobs whose lease expired before `now` (their worker died).
+
+        Those with attempts < max_attempts go back to queued (worker and lease cleared); the others
+        fail with error "worker lost after N attempts". Return (requeued ids, failed ids).
+        """
+        ...
+
+    def queued_ids(self, limit: int = 1000) -> list[str]:
+        """Ids of queued jobs, oldest first: what a restarted embedded service re-enqueues."""
+        ...
+
+    def count_by_status(self) -> dict[JobStatus, int]: ...
+
+    def purge_expired(self, now: datetime) -> int:
+        """Drop finished jobs past their retention; return how many. (Redis uses TTLs instead.)"""
+        ...
+
+    def close(self) -> None: ...
