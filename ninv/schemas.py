@@ -7,6 +7,7 @@ This module imports only pydantic, so that the client installs without torch, Fa
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +19,7 @@ __all__ = [
     "FINISHED",
     "MAX_ITER_LIMIT",
     "DType",
+    "History",
     "HistoryPoint",
     "Job",
     "JobList",
@@ -82,7 +84,7 @@ class SolveOptions(BaseModel):
         if stages[0][0] != 0:
             raise ValueError("the first lr_schedule stage must start at iteration 0")
         starts = [start for start, _ in stages]
-        if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(starts)):
             raise ValueError("lr_schedule stage starts must strictly increase")
         if not all(math.isfinite(lr) for _, lr in stages):
             raise ValueError("lr_schedule learning rates must be finite")
@@ -149,6 +151,12 @@ class Job(BaseModel):
     progress: Progress | None = None
     summary: Summary | None = None
     error: str | None = None
+
+
+class History(BaseModel):
+    """A job's loss curve: log-spaced points from the first iteration to the latest."""
+
+    points: list[HistoryPoint]
 
 
 class JobList(BaseModel):

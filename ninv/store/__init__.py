@@ -1,4 +1,4 @@
-"""The job store: one interface, a Redis implementation and a SQLite one for the embedded default."""
+"""The job store: one interface, with Redis and SQLite (embedded default) implementations."""
 
 from __future__ import annotations
 

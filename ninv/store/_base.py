@@ -164,6 +164,11 @@ class JobStore(Protocol):
 
     def count_by_status(self) -> dict[JobStatus, int]: ...
 
+    def solve_time_totals(self) -> dict[str, tuple[int, float]]:
+        """Per method: how many solves finished (any status, with a summary) and their total
+        elapsed_s, counted by `finish` since the store began: the API's solve-duration metric."""
+        ...
+
     def purge_expired(self, now: datetime) -> int:
         """Drop finished jobs past their retention; return how many. (Redis uses TTLs instead.)"""
         ...
