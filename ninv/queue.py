@@ -36,6 +36,8 @@ def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
         "store_processed": False,
+        # The filesystem transport polls its folder; a short interval keeps pick-up snappy.
+        "polling_interval": 0.1,
     }
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "JobList",
     "JobStatus",
     "LrStage",
+    "MatrixSummary",
     "Method",
     "Problem",
     "Progress",
@@ -32,6 +33,7 @@ __all__ = [
     "SolveOptions",
     "StopReason",
     "Summary",
+    "finite",
 ]
 
 Method = Literal["adam", "gd", "cg", "newton-schulz", "exact"]
@@ -44,6 +46,11 @@ MAX_ITER_LIMIT = 100_000_000
 MAX_LR_STAGES = 64
 
 LrStage = tuple[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, le=10)]]
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a singular matrix's cond or a diverged loss travels as null."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 class JobStatus(StrEnum):
@@ -115,8 +122,25 @@ class HistoryPoint(BaseModel):
     lr: float | None = None
 
 
+class MatrixSummary(BaseModel):
+    """One matrix's outcome within a (b, n, n) job."""
+
+    iterations: int
+    loss: float | None
+    residual: float | None
+    aux_error: float | None
+    converged: bool
+    reason: StopReason
+    cond: float | None
+
+
 class Summary(BaseModel):
-    """What a finished solve reports: how far it got and why it stopped."""
+    """What a finished solve reports: how far it got and why it stopped.
+
+    For a (b, n, n) job the top-level figures are the worst over its matrices (largest loss,
+    residual, aux error, iterations and cond; converged only if all did) and `matrices` holds
+    each one's own.
+    """
 
     method: Method
     iterations: int
@@ -131,6 +155,7 @@ class Summary(BaseModel):
     dtype: DType
     elapsed_s: float
     warning: str | None = None
+    matrices: list[MatrixSummary] | None = None
 
 
 class Job(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -77,7 +78,7 @@ class JobStore(Protocol):
 
     def load_result(self, job_id: str) -> bytes | None: ...
 
-    def history(self, job_id: str) -> list[HistoryPoint]: ...
+    def history(self, job_id: str) -> builtins.list[HistoryPoint]: ...
 
     def list(
         self,
@@ -86,7 +87,7 @@ class JobStore(Protocol):
         status: JobStatus | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> tuple[list[JobRecord], str | None]:
+    ) -> tuple[builtins.list[JobRecord], str | None]:
         """The owner's jobs, newest first, and an opaque cursor for the next page (None: last)."""
         ...
 
@@ -100,7 +101,7 @@ class JobStore(Protocol):
 
     def claim_compatible(
         self, batch_key: str, worker: str, lease_s: float, limit: int
-    ) -> list[JobRecord]:
+    ) -> builtins.list[JobRecord]:
         """Claim up to `limit` queued jobs with this batch_key, oldest first, as `claim` does."""
         ...
 
@@ -111,7 +112,7 @@ class JobStore(Protocol):
         lease_s: float,
         *,
         progress: Progress | None = None,
-        history: list[HistoryPoint] | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
         history_max_points: int = 500,
     ) -> Heartbeat:
         """Renew the lease, store the latest progress, append history points, read the cancel flag.
@@ -147,10 +148,13 @@ class JobStore(Protocol):
         ...
 
     def delete(self, job_id: str) -> None:
-        """Forget a finished job and its blobs. Raise NotFinished if it has not finished."""
+        """Forget a finished job and its blobs. Raise NotFinished if it has not finished, KeyError
+        if unknown."""
         ...
 
-    def recover_expired(self, now: datetime, max_attempts: int) -> tuple[list[str], list[str]]:
+    def recover_expired(
+        self, now: datetime, max_attempts: int
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
         """Handle running jobs whose lease expired before `now` (their worker died).
 
         Those with attempts < max_attempts go back to queued (worker and lease cleared); the others
@@ -158,7 +162,7 @@ class JobStore(Protocol):
         """
         ...
 
-    def queued_ids(self, limit: int = 1000) -> list[str]:
+    def queued_ids(self, limit: int = 1000) -> builtins.list[str]:
         """Ids of queued jobs, oldest first: what a restarted embedded service re-enqueues."""
         ...
 

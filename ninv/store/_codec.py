@@ -1,0 +1,61 @@
+"""Helpers shared by the store implementations: time encoding, cursors, record JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ninv.jobs import JobRecord
+from ninv.schemas import FINISHED, JobStatus
+
+__all__ = [
+    "ALL_STATUSES",
+    "FINISHED",
+    "decode_cursor",
+    "dump_record",
+    "encode_cursor",
+    "from_us",
+    "load_record",
+    "lost_error",
+    "to_us",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+ALL_STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
+
+
+def to_us(when: datetime) -> int:
+    """Microseconds since the epoch: exact, and exact as a Redis sorted-set score (< 2**53)."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime: the store keeps timezone-aware UTC times")
+    return (when - _EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def encode_cursor(created_us: int, job_id: str) -> str:
+    """The position after which the next page starts (newest first: created time, then id)."""
+    return f"{created_us}.{job_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raise ValueError for a cursor this store did not make."""
+    head, sep, job_id = cursor.partition(".")
+    if not sep or not job_id or not head.isdigit():
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return int(head), job_id
+
+
+def dump_record(job: JobRecord) -> str:
+    return job.model_dump_json()
+
+
+def load_record(raw: str | bytes) -> JobRecord:
+    return JobRecord.model_validate_json(raw)
+
+
+def lost_error(attempts: int) -> str:
+    return f"worker lost after {attempts} attempts"

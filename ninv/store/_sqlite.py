@@ -1,0 +1,554 @@
+"""The job store in one local SQLite file: the embedded default.
+
+Safe for the API process (and its threadpool) and a worker process at once: WAL mode, a busy
+timeout, one connection per thread, and every transition in a `BEGIN IMMEDIATE` transaction.
+The record JSON is the source of truth; the columns beside it exist for the indexes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from ninv.jobs import JobRecord, utcnow
+from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
+from ninv.store._base import (
+    Heartbeat,
+    IdempotencyConflict,
+    JobStore,
+    NotFinished,
+    StoreUnavailable,
+)
+from ninv.store._codec import (
+    ALL_STATUSES,
+    decode_cursor,
+    dump_record,
+    encode_cursor,
+    load_record,
+    lost_error,
+    to_us,
+)
+
+__all__ = ["SqliteStore"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    batch_key   TEXT,
+    created_us  INTEGER NOT NULL,
+    lease_us    INTEGER,
+    finished_us INTEGER,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_us, id);
+CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_key, status, created_us, id);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_us);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_us);
+CREATE TABLE IF NOT EXISTS blobs (
+    job_id TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (job_id, kind)
+);
+CREATE TABLE IF NOT EXISTS history (
+    job_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    point  TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner  TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE TABLE IF NOT EXISTS stats (
+    method  TEXT PRIMARY KEY,
+    count   INTEGER NOT NULL,
+    total_s REAL NOT NULL
+);
+"""
+
+
+def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn "database is locked" (past the busy timeout) into StoreUnavailable."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if "locked" in message or "busy" in message or "unable to open" in message:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+            raise
+
+    return wrapper
+
+
+class SqliteStore:
+    """JobStore in one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, retention_s: int, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self.retention_s = retention_s
+        self._busy_timeout_s = busy_timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._init_schema()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable("sqlite store is closed")
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout_s, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A BEGIN IMMEDIATE transaction: committed on success, rolled back on any error."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @_guard
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _row_job(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
+        row = conn.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else load_record(row[0])
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, job: JobRecord) -> None:
+        conn.execute(
+            "UPDATE jobs SET status = ?, lease_us = ?, finished_us = ?, record = ? WHERE id = ?",
+            (
+                job.status.value,
+                None if job.lease_until is None else to_us(job.lease_until),
+                None if job.finished_at is None else to_us(job.finished_at),
+                dump_record(job),
+                job.id,
+            ),
+        )
+
+    @staticmethod
+    def _claim_row(
+        conn: sqlite3.Connection, job: JobRecord, worker: str, lease_s: float
+    ) -> JobRecord:
+        now = utcnow()
+        job = job.model_copy(
+            update={
+                "status": JobStatus.running,
+                "attempts": job.attempts + 1,
+                "worker": worker,
+                "started_at": now,
+                "lease_until": now + timedelta(seconds=lease_s),
+            }
+        )
+        SqliteStore._save(conn, job)
+        return job
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @_guard
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
+
+    @_guard
+    def get(self, job_id: str) -> JobRecord | None:
+        return self._row_job(self._conn(), job_id)
+
+    def _blob(self, job_id: str, kind: str) -> bytes | None:
+        row = (
+            self._conn()
+            .execute("SELECT data FROM blobs WHERE job_id = ? AND kind = ?", (job_id, kind))
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    @_guard
+    def load_matrix(self, job_id: str) -> bytes | None:
+        return self._blob(job_id, "matrix")
+
+    @_guard
+    def load_result(self, job_id: str) -> bytes | None:
+        return self._blob(job_id, "result")
+
+    @_guard
+    def history(self, job_id: str) -> builtins.list[HistoryPoint]:
+        rows = (
+            self._conn()
+            .execute("SELECT point FROM history WHERE job_id = ? ORDER BY seq", (job_id,))
+            .fetchall()
+        )
+        return [HistoryPoint.model_validate_json(row[0]) for row in rows]
+
+    @_guard
+    def list(
+        self,
+        owner: str,
+        *,
+        status: JobStatus | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[builtins.list[JobRecord], str | None]:
+        limit = max(1, limit)
+        sql = "SELECT created_us, record FROM jobs WHERE owner = ?"
+        args: list[Any] = [owner]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status.value)
+        if cursor is not None:
+            created, after = decode_cursor(cursor)
+            sql += " AND (created_us < ? OR (created_us = ? AND id < ?))"
+            args += [created, created, after]
+        sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
+        args.append(limit + 1)
+        rows = self._conn().execute(sql, args).fetchall()
+        jobs = [load_record(row[1]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(rows[limit - 1][0], jobs[-1].id)
+        return jobs, next_cursor
+
+    @_guard
+    def queued_ids(self, limit: int = 1000) -> builtins.list[str]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_us, id LIMIT ?",
+                (max(0, limit),),
+            )
+            .fetchall()
+        )
+        return [row[0] for row in rows]
+
+    @_guard
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """Jobs by status; finished jobs past retention (not yet purged) are not counted."""
+        cutoff = to_us(utcnow() - timedelta(seconds=self.retention_s))
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT status, count(*) FROM jobs"
+                " WHERE finished_us IS NULL OR finished_us >= ? GROUP BY status",
+                (cutoff,),
+            )
+            .fetchall()
+        )
+        counts = dict.fromkeys(ALL_STATUSES, 0)
+        for name, count in rows:
+            counts[JobStatus(name)] = int(count)
+        return counts
+
+    @_guard
+    def solve_time_totals(self) -> dict[str, tuple[int, float]]:
+        rows = self._conn().execute("SELECT method, count, total_s FROM stats").fetchall()
+        return {method: (int(count), float(total)) for method, count, total in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    # -- transitions ---------------------------------------------------------------------
+
+    @_guard
+    def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
+        if job.status != JobStatus.queued:
+            raise ValueError(f"a new job must be queued, not {job.status}")
+        with self._write() as conn:
+            if job.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT job_id FROM idempotency WHERE owner = ? AND key = ?",
+                    (job.owner, job.idempotency_key),
+                ).fetchone()
+                existing = None if row is None else self._row_job(conn, row[0])
+                if existing is not None:
+                    if existing.request_hash != job.request_hash:
+                        raise IdempotencyConflict(existing.id)
+                    return existing, False
+                conn.execute(
+                    "INSERT OR REPLACE INTO idempotency (owner, key, job_id) VALUES (?, ?, ?)",
+                    (job.owner, job.idempotency_key, job.id),
+                )
+            conn.execute(
+                "INSERT INTO jobs (id, owner, status, batch_key, created_us, record)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.owner,
+                    job.status.value,
+                    job.batch_key,
+                    to_us(job.created_at),
+                    dump_record(job),
+                ),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'matrix', ?)",
+                (job.id, matrix),
+            )
+        return job, True
+
+    @_guard
+    def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            if job is None or job.status != JobStatus.queued:
+                return None
+            return self._claim_row(conn, job, worker, lease_s)
+
+    @_guard
+    def claim_compatible(
+        self, batch_key: str, worker: str, lease_s: float, limit: int
+    ) -> builtins.list[JobRecord]:
+        if limit <= 0:
+            return []
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT record FROM jobs WHERE batch_key = ? AND status = 'queued'"
+                " ORDER BY created_us, id LIMIT ?",
+                (batch_key, limit),
+            ).fetchall()
+            return [self._claim_row(conn, load_record(row[0]), worker, lease_s) for row in rows]
+
+    @_guard
+    def heartbeat(
+        self,
+        job_id: str,
+        worker: str,
+        lease_s: float,
+        *,
+        progress: Progress | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
+    ) -> Heartbeat:
+        cap = max(1, history_max_points)
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            if job is None or job.status != JobStatus.running or job.worker != worker:
+                return Heartbeat(owned=False, cancel_requested=bool(job and job.cancel_requested))
+            update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
+            if progress is not None:
+                update["progress"] = progress
+            job = job.model_copy(update=update)
+            self._save(conn, job)
+            if history:
+                row = conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM history WHERE job_id = ?", (job_id,)
+                ).fetchone()
+                start = int(row[0]) + 1
+                conn.executemany(
+                    "INSERT INTO history (job_id, seq, point) VALUES (?, ?, ?)",
+                    [(job_id, start + i, p.model_dump_json()) for i, p in enumerate(history)],
+                )
+                seqs = [
+                    int(r[0])
+                    for r in conn.execute(
+                        "SELECT seq FROM history WHERE job_id = ? ORDER BY seq", (job_id,)
+                    )
+                ]
+                if len(seqs) > cap:
+                    # keep the first point and the newest cap - 1
+                    first_kept = seqs[len(seqs) - (cap - 1)] if cap > 1 else seqs[-1] + 1
+                    conn.execute(
+                        "DELETE FROM history WHERE job_id = ? AND seq > ? AND seq < ?",
+                        (job_id, seqs[0], first_kept),
+                    )
+            return Heartbeat(owned=True, cancel_requested=job.cancel_requested)
+
+    @_guard
+    def finish(
+        self,
+        job_id: str,
+        worker: str,
+        *,
+        status: JobStatus,
+        summary: Summary | None = None,
+        result: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        if status not in FINISHED:
+            raise ValueError(f"finish needs a final status, not {status}")
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            if job is None or job.status != JobStatus.running or job.worker != worker:
+                return False
+            job = job.model_copy(
+                update={
+                    "status": status,
+                    "summary": summary,
+                    "error": error,
+                    "finished_at": utcnow(),
+                    "lease_until": None,
+                }
+            )
+            self._save(conn, job)
+            if result is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'result', ?)",
+                    (job_id, result),
+                )
+            if summary is not None:
+                conn.execute(
+                    "INSERT INTO stats (method, count, total_s) VALUES (?, 1, ?)"
+                    " ON CONFLICT (method) DO UPDATE SET count = count + 1,"
+                    " total_s = total_s + excluded.total_s",
+                    (summary.method, summary.elapsed_s),
+                )
+            return True
+
+    @_guard
+    def request_cancel(self, job_id: str) -> JobRecord:
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            if job is None:
+                raise KeyError(job_id)
+            if job.status in FINISHED:
+                raise NotFinished(job_id, job.status)
+            if job.status == JobStatus.queued:
+                job = job.model_copy(
+                    update={
+                        "status": JobStatus.cancelled,
+                        "cancel_requested": True,
+                        "finished_at": utcnow(),
+                    }
+                )
+            elif not job.cancel_requested:
+                job = job.model_copy(update={"cancel_requested": True})
+            else:
+                return job
+            self._save(conn, job)
+            return job
+
+    @staticmethod
+    def _forget(conn: sqlite3.Connection, job_ids: builtins.list[str]) -> None:
+        for table, column in (
+            ("blobs", "job_id"),
+            ("history", "job_id"),
+            ("idempotency", "job_id"),
+            ("jobs", "id"),
+        ):
+            conn.executemany(
+                f"DELETE FROM {table} WHERE {column} = ?", [(job_id,) for job_id in job_ids]
+            )
+
+    @_guard
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job. Raise KeyError if unknown, NotFinished if not finished."""
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            if job is None:
+                raise KeyError(job_id)
+            if job.status not in FINISHED:
+                raise NotFinished(job_id, job.status)
+            self._forget(conn, [job_id])
+
+    @_guard
+    def recover_expired(
+        self, now: datetime, max_attempts: int
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Requeue or fail the running jobs whose lease expired before `now`.
+
+        A job whose cancel was requested ends as cancelled instead of being requeued; it is
+        reported with the failed ones (the second list: jobs that ended here). A requeued job
+        starts afresh: its progress and history are cleared.
+        """
+        requeued: list[str] = []
+        ended: list[str] = []
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT record FROM jobs WHERE status = 'running' AND lease_us < ?"
+                " ORDER BY created_us, id",
+                (to_us(now),),
+            ).fetchall()
+            for (raw,) in rows:
+                job = load_record(raw)
+                if job.cancel_requested or job.attempts >= max_attempts:
+                    job = job.model_copy(
+                        update={
+                            "status": (
+                                JobStatus.cancelled if job.cancel_requested else JobStatus.failed
+                            ),
+                            "error": None if job.cancel_requested else lost_error(job.attempts),
+                            "finished_at": utcnow(),
+                            "lease_until": None,
+                        }
+                    )
+                    ended.append(job.id)
+                else:
+                    job = job.model_copy(
+                        update={
+                            "status": JobStatus.queued,
+                            "worker": None,
+                            "lease_until": None,
+                            "progress": None,
+                        }
+                    )
+                    conn.execute("DELETE FROM history WHERE job_id = ?", (job.id,))
+                    requeued.append(job.id)
+                self._save(conn, job)
+        return requeued, ended
+
+    @_guard
+    def purge_expired(self, now: datetime) -> int:
+        cutoff = to_us(now - timedelta(seconds=self.retention_s))
+        with self._write() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM jobs WHERE finished_us IS NOT NULL AND finished_us < ?",
+                    (cutoff,),
+                )
+            ]
+            if ids:
+                self._forget(conn, ids)
+        return len(ids)
+
+
+def _implements_protocol(store: SqliteStore) -> JobStore:  # checked by mypy only
+    return store

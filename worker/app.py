@@ -1,0 +1,69 @@
+"""The worker's Celery app, `celery_app` (what Flower is pointed at), and its lifecycle hooks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import cache
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+
+from ninv.queue import enqueue, make_celery
+from ninv.settings import get_settings
+from ninv.store import JobStore, open_store
+from worker.recovery import LeaseSweeper, requeue_waiting
+
+__all__ = ["celery_app", "get_runner", "get_store"]
+
+log = logging.getLogger(__name__)
+
+celery_app = make_celery(get_settings())
+celery_app.conf.include = ["worker.tasks"]
+
+
+@cache
+def get_store() -> JobStore:
+    return open_store(get_settings())
+
+
+@cache
+def get_runner() -> Any:
+    # Imported here so that `celery -A worker.app` (Flower, inspect) does not load torch.
+    from worker.runner import JobRunner
+
+    settings = get_settings()
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{settings.device}"
+    return JobRunner(get_store(), settings, worker_id=worker_id)
+
+
+def _enqueue(job_id: str) -> None:
+    enqueue(celery_app, job_id)
+
+
+_sweeper: LeaseSweeper | None = None
+
+
+@worker_ready.connect
+def _start_recovery(**_: object) -> None:
+    global _sweeper
+    settings = get_settings()
+    get_runner()  # load torch and the store before the first job, not during it
+    resent = requeue_waiting(get_store(), _enqueue)
+    if resent:
+        log.info("re-enqueued %d queued jobs", resent)
+    _sweeper = LeaseSweeper(
+        get_store(),
+        _enqueue,
+        max_attempts=settings.max_attempts,
+        interval_s=max(0.5, settings.lease_s / 3),
+    )
+    _sweeper.sweep()
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_recovery(**_: object) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()

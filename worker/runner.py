@@ -1,0 +1,314 @@
+"""Running claimed jobs through the solver: the logic behind the Celery task.
+
+The task only hands a job id to `JobRunner.run`; everything a job's life needs on the worker's
+side lives here: claim, gather compatible jobs into a batch, solve with live progress and
+cancel, store results and summaries, turn errors into failed jobs with a usable message.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ninv.jobs import JobRecord
+from ninv.schemas import HistoryPoint, JobStatus, MatrixSummary, Summary, finite
+from ninv.settings import Settings
+from ninv.store import JobStore
+from worker.progress import JobProgress
+from worker.solver import (
+    DEFAULT_MAX_ITER,
+    ItemOptions,
+    ProgressPoint,
+    Solution,
+    SolverError,
+    invert,
+    solve_batch,
+)
+
+__all__ = ["JobRunner"]
+
+log = logging.getLogger(__name__)
+
+
+def _load_npy(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _failure_message(exc: BaseException) -> str:
+    """What a user can act on, for each way a solve can fail."""
+    if isinstance(exc, SolverError):
+        return str(exc)
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return (
+            "out of memory on the worker's device; submit a smaller matrix, use dtype float32, "
+            "or run the job on a device with more memory"
+        )
+    return f"internal error in the worker ({type(exc).__name__}); the worker log has details"
+
+
+def _worst(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _per_matrix(solution: Solution) -> list[MatrixSummary]:
+    def at(field: object, i: int) -> Any:
+        return field[i] if isinstance(field, tuple) else field
+
+    return [
+        MatrixSummary(
+            iterations=at(solution.iterations, i),
+            loss=finite(at(solution.loss, i)),
+            residual=finite(at(solution.residual, i)),
+            aux_error=finite(at(solution.aux_error, i)),
+            converged=at(solution.converged, i),
+            reason=at(solution.reason, i),
+            cond=finite(at(solution.cond, i)),
+        )
+        for i in range(len(solution.iterations) if isinstance(solution.iterations, tuple) else 1)
+    ]
+
+
+def _worst_index(matrices: Sequence[MatrixSummary]) -> int:
+    """The matrix that sets a batch job's headline figures: the largest (or unknown) residual."""
+    return max(
+        range(len(matrices)),
+        key=lambda i: (matrices[i].residual is None, matrices[i].residual or 0.0),
+    )
+
+
+def summarise(solution: Solution) -> Summary:
+    """A Summary from a Solution; for a (b, n, n) input, the worst figures plus each matrix's."""
+    matrices = _per_matrix(solution)
+    max_iter = solution.max_iter
+    common = {
+        "method": solution.method,
+        "max_iter": max(max_iter) if isinstance(max_iter, tuple) else max_iter,
+        "device": solution.device,
+        "dtype": solution.dtype,
+        "elapsed_s": solution.elapsed_s,
+        "warning": solution.warning,
+    }
+    if len(matrices) == 1 and not isinstance(solution.iterations, tuple):
+        return Summary(**matrices[0].model_dump(), **common)
+    return Summary(
+        iterations=max(m.iterations for m in matrices),
+        loss=_worst([m.loss for m in matrices]),
+        residual=_worst([m.residual for m in matrices]),
+        aux_error=_worst([m.aux_error for m in matrices]),
+        converged=all(m.converged for m in matrices),
+        reason=matrices[_worst_index(matrices)].reason,
+        cond=_worst([m.cond for m in matrices]),
+        matrices=matrices,
+        **common,
+    )
+
+
+def _history(solution: Solution) -> list[HistoryPoint]:
+    """The loss curve to keep: the solve's own, or for a batch input its worst matrix's."""
+    curve = solution.history
+    if curve and isinstance(curve[0], tuple):
+        curve = curve[_worst_index(_per_matrix(solution))]
+    return [
+        HistoryPoint(
+            iteration=p.iteration,
+            loss=finite(p.loss),
+            residual=finite(p.residual),
+            aux_error=finite(p.aux_error),
+            lr=p.lr,
+        )
+        for p in curve  # type: ignore[union-attr]
+    ]
+
+
+@dataclass
+class _Running:
+    """One job inside a solve: its record, its progress reporter, whether it is stored yet."""
+
+    job: JobRecord
+    progress: JobProgress
+    done: bool = False
+
+
+class JobRunner:
+    """Runs jobs on one device for one worker process."""
+
+    def __init__(self, store: JobStore, settings: Settings, *, worker_id: str) -> None:
+        self._store = store
+        self._settings = settings
+        self.worker_id = worker_id
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def run(self, job_id: str) -> None:
+        """Claim the job (a no-op if finished or held elsewhere), batch it if it can be, solve."""
+        job = self._store.claim(job_id, self.worker_id, self._settings.lease_s)
+        if job is None:
+            log.info("job %s: nothing to do (finished, or held by a live worker)", job_id)
+            return
+        jobs = [job, *self._gather_compatible(job)]
+        if len(jobs) == 1:
+            self._solve_alone(job)
+        else:
+            self._solve_together(jobs)
+
+    def _gather_compatible(self, job: JobRecord) -> list[JobRecord]:
+        """Claim queued jobs that can share this job's solve, waiting briefly for more."""
+        limit = self._settings.batch_max - 1
+        if job.batch_key is None or limit <= 0:
+            return []
+        deadline = time.monotonic() + self._settings.batch_wait_ms / 1000
+        gathered: list[JobRecord] = []
+        while True:
+            gathered += self._store.claim_compatible(
+                job.batch_key, self.worker_id, self._settings.lease_s, limit - len(gathered)
+            )
+            if len(gathered) >= limit or time.monotonic() >= deadline:
+                return gathered
+            time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+
+    # -- one job ----------------------------------------------------------------------------
+
+    def _device(self, job: JobRecord) -> str:
+        # A job that leaves the device to ninv runs on the worker's own device.
+        return self._settings.device if job.options.device == "auto" else job.options.device
+
+    def _max_iter(self, job: JobRecord) -> int:
+        return job.options.max_iter or DEFAULT_MAX_ITER[job.options.method]
+
+    def _reporter(self, job: JobRecord) -> JobProgress:
+        return JobProgress(
+            self._store,
+            job.id,
+            self.worker_id,
+            lease_s=self._settings.lease_s,
+            max_iter=self._max_iter(job),
+            history_max_points=self._settings.history_max_points,
+        )
+
+    def _solve_alone(self, job: JobRecord) -> None:
+        progress = self._reporter(job)
+
+        def on_progress(point: ProgressPoint) -> bool:
+            return _tick(progress, point)
+
+        try:
+            matrix = self._load(job)
+            solution = invert(
+                matrix,
+                method=job.options.method,
+                max_iter=job.options.max_iter,
+                tol=job.options.tol,
+                lr_schedule=job.options.lr_schedule,
+                dtype=job.options.dtype,
+                device=self._device(job),
+                seed=job.options.seed,
+                aux=job.options.aux,
+                on_progress=on_progress,
+                progress_every_s=self._settings.progress_every_s,
+                max_n=self._settings.max_n,
+            )
+        except Exception as exc:
+            self._fail(job, exc)
+            return
+        self._store_solution(_Running(job, progress), solution)
+
+    # -- a batch of compatible jobs -----------------------------------------------------------
+
+    def _solve_together(self, jobs: list[JobRecord]) -> None:
+        """Solve compatible jobs in one batched solve, each with its own options and fate."""
+        log.info("solving %d jobs together (%s)", len(jobs), jobs[0].batch_key)
+        running = [_Running(job, self._reporter(job)) for job in jobs]
+        try:
+            matrices = np.stack([self._load(job) for job in jobs])
+        except Exception as exc:
+            for item in running:
+                self._fail(item.job, exc)
+            return
+
+        def on_progress(points: Sequence[tuple[int, ProgressPoint]]) -> Collection[int]:
+            return [index for index, point in points if not _tick(running[index].progress, point)]
+
+        def on_item_done(index: int, solution: Solution) -> None:
+            self._store_solution(running[index], solution)
+
+        first = jobs[0].options
+        try:
+            solve_batch(
+                matrices,
+                [
+                    ItemOptions(
+                        max_iter=job.options.max_iter,
+                        tol=job.options.tol,
+                        lr_schedule=job.options.lr_schedule,
+                        seed=job.options.seed,
+                    )
+                    for job in jobs
+                ],
+                method=first.method,
+                dtype=first.dtype,
+                device=self._device(jobs[0]),
+                aux=first.aux,
+                on_progress=on_progress,
+                on_item_done=on_item_done,
+                progress_every_s=self._settings.progress_every_s,
+            )
+        except Exception as exc:
+            for item in running:
+                if not item.done:
+                    self._fail(item.job, exc)
+
+    # -- storing outcomes ----------------------------------------------------------------------
+
+    def _load(self, job: JobRecord) -> np.ndarray:
+        blob = self._store.load_matrix(job.id)
+        if blob is None:
+            raise SolverError(f"job {job.id} has no stored input matrix")
+        return _load_npy(blob)
+
+    def _store_solution(self, item: _Running, solution: Solution) -> None:
+        item.done = True
+        if not item.progress.owned:
+            log.warning("job %s: lease lost; its result is not stored", item.job.id)
+            return
+        cancelled = solution.reason == "cancelled" or item.progress.cancel_requested
+        item.progress.final_history(_history(solution))
+        stored = self._store.finish(
+            item.job.id,
+            self.worker_id,
+            status=JobStatus.cancelled if cancelled else JobStatus.succeeded,
+            summary=summarise(solution),
+            result=_npy_bytes(solution.inverse),
+        )
+        if not stored:
+            log.warning("job %s: lease lost before its result was stored", item.job.id)
+
+    def _fail(self, job: JobRecord, exc: BaseException) -> None:
+        message = _failure_message(exc)
+        if not isinstance(exc, SolverError):
+            log.exception("job %s failed", job.id, exc_info=exc)
+        self._store.finish(job.id, self.worker_id, status=JobStatus.failed, error=message)
+
+
+def _tick(progress: JobProgress, point: ProgressPoint) -> bool:
+    return progress.tick(
+        iteration=point.iteration,
+        loss=point.loss,
+        residual=point.residual,
+        aux_error=point.aux_error,
+        lr=point.lr,
+        rate=point.rate,
+    )
