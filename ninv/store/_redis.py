@@ -32,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import redis
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
-from redis.exceptions import BusyLoadingError, ReadOnlyError, WatchError
+from redis.exceptions import BusyLoadingError, InvalidResponse, ReadOnlyError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -62,7 +62,13 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _T = TypeVar("_T")
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    InvalidResponse,  # something that is not Redis answers at the address
+)
 
 
 def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -156,7 +162,8 @@ class RedisStore:
         while True:
             with self._r.pipeline() as pipe:
                 try:
-                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                    if keys:
+                        pipe.watch(*keys)  # type: ignore[no-untyped-call]
                     result = body(pipe)
                     if pipe.explicit_transaction:
                         pipe.execute()
