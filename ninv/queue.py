@@ -61,6 +61,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_timeout=2,
         task_default_queue="ninv",
         task_publish_retry=False,
+        # Flower (compose profile "monitoring") reads task events; a solo worker busy with a
+        # long job could not switch them on when asked, so they are on from the start.
+        worker_send_task_events=True,
     )
     return app
 
