@@ -1,0 +1,75 @@
+"""The FastAPI application: `create_app(settings)` wires settings, resources, routes and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from celery import Celery
+from fastapi import FastAPI
+
+from ninv.settings import Settings, get_settings
+from ninv.store import JobStore
+from service.errors import install_handlers
+from service.metrics import Metrics, MetricsMiddleware
+from service.routes import health, invert, jobs
+from service.state import Resources
+
+__all__ = ["SseTiming", "create_app"]
+
+DESCRIPTION = """\
+Invert square matrices by gradient descent (Adam, as the original), or by stronger iterative
+methods (conjugate gradient, Newton-Schulz) and an exact LU reference.
+
+Submit with `POST /invert` (JSON or a raw `.npy` body), follow `GET /jobs/{id}/events`, fetch
+`GET /jobs/{id}/result`. Errors are `application/problem+json` (RFC 9457). Send
+`Authorization: Bearer <key>` when the server has API keys configured.
+"""
+
+
+@dataclass
+class SseTiming:
+    """How often the event stream polls the store, and how often it sends a keepalive."""
+
+    poll_s: float = 0.5
+    keepalive_s: float = 15.0
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: JobStore | None = None,
+    celery: Celery | None = None,
+) -> FastAPI:
+    """Build the API for these settings (default: the NINV_ environment).
+
+    The store and the Celery app are opened lazily from the settings unless given; given ones
+    stay the caller's to close, the app closes what it opened when its lifespan ends.
+    """
+    settings = settings or get_settings()
+    resources = Resources(settings, store=store, celery=celery)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            resources.close()
+
+    app = FastAPI(
+        title="ninv",
+        version="0.1.0",
+        summary="Matrix inversion by gradient descent, as a service",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.resources = resources
+    app.state.sse = SseTiming()
+    app.state.metrics = Metrics(lambda: resources.store)
+    install_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(invert.router)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+    return app

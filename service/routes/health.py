@@ -1,0 +1,95 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from ninv.store import StoreError
+from service import examples
+from service.deps import get_resources
+from service.errors import ProblemError
+from service.readiness import check_broker, check_store
+from service.state import Resources
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
+def healthz() -> dict[str, str]:
+    """Always 200 while the process serves."""
+    return {"status": "ok"}
+
+
+def _store_problem(resources: Resources) -> str | None:
+    try:
+        store = resources.store
+    except StoreError as exc:
+        return f"job store unavailable: {exc}"
+    return check_store(store)
+
+
+def _broker_problem(resources: Resources) -> str | None:
+    try:
+        resources.celery  # noqa: B018 - the embedded broker's folders are made with the app
+    except OSError as exc:
+        return f"broker unavailable: {exc}"
+    return check_broker(resources.settings)
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"example": {"status": "ready", "store": "ok", "broker": "ok"}}
+            }
+        },
+        **examples.problems(503),
+    },
+)
+async def readyz(resources: ResourcesDep) -> dict[str, str]:
+    """200 when the job store and the broker answer, else 503 saying which does not."""
+    found: dict[str, str | None] = {}
+
+    async def run(name: str, check: Callable[[Resources], str | None]) -> None:
+        found[name] = await run_in_threadpool(check, resources)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, "store", _store_problem)
+        group.start_soon(run, "broker", _broker_problem)
+    failures = [why for why in found.values() if why]
+    if failures:
+        raise ProblemError(
+            503,
+            "; ".join(failures),
+            headers={"Retry-After": "2"},
+            checks={name: why or "ok" for name, why in found.items()},
+        )
+    return {"status": "ready", "store": "ok", "broker": "ok"}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "ninv_queue_depth 3.0\n"}}}},
+)
+def metrics(request: Request) -> Response:
+    """Requests and latency by route, jobs by status, queue depth and solve durations."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

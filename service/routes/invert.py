@@ -1,0 +1,88 @@
+"""POST /invert: accept a matrix to invert."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ninv.schemas import Job
+from service import examples
+from service.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
+from service.parsing import Limits, parse_invert, request_hash
+from service.parsing import read_body as read_limited_body
+from service.submission import new_record, submit
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["jobs"])
+
+#: Bodies up to this size are parsed on the event loop (well under a millisecond); larger in a
+#: worker thread.
+INLINE_PARSE_BYTES = 64 * 1024
+
+
+@router.post(
+    "/invert",
+    status_code=202,
+    response_model=Job,
+    summary="Submit a matrix to invert",
+    responses={
+        200: {"description": "An Idempotency-Key replay: the job made by the first request"},
+        202: {
+            "description": "Accepted: the job is queued",
+            "headers": {
+                "Location": {"description": "/jobs/{id}", "schema": {"type": "string"}},
+                "Retry-After": {"description": "seconds", "schema": {"type": "integer"}},
+            },
+            "content": {"application/json": {"example": {**examples.JOB, "status": "queued"}}},
+        },
+        **examples.problems(400, 401, 413, 415, 422, 503),
+    },
+    openapi_extra={
+        "requestBody": examples.invert_request_body(),
+        "parameters": examples.NPY_QUERY,
+    },
+)
+async def invert(
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="makes retries safe: the same key and body return the same job",
+        ),
+    ] = None,
+) -> Job:
+    """Queue a matrix (JSON or .npy) for inversion and answer with the job."""
+    limits = Limits(
+        max_n=settings.max_n, max_batch=settings.max_batch, max_body_bytes=settings.max_body_bytes
+    )
+    body = await read_limited_body(request, limits.max_body_bytes)
+    content_type = request.headers.get("content-type")
+    query = request.query_params.multi_items()
+    if len(body) <= INLINE_PARSE_BYTES:
+        parsed = parse_invert(body, content_type, query, limits)
+    else:  # large matrices take tens of ms to parse: off the event loop
+        parsed = await run_in_threadpool(parse_invert, body, content_type, query, limits)
+    record = new_record(
+        parsed,
+        owner=owner,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(body, content_type or "", query),
+        batch_max_n=settings.batch_max_n,
+    )
+    job, created = await run_in_threadpool(submit, store, celery, record, parsed.npy())
+    response.headers["Location"] = f"/jobs/{job.id}"
+    response.headers["Retry-After"] = "1"
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return job.view()

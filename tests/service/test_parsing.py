@@ -1,0 +1,82 @@
+"""service.parsing without HTTP: what is accepted, and how it is stored."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.errors import ProblemError
+from service.parsing import Limits, load_npy, parse_invert, parse_json, request_hash
+
+LIMITS = Limits(max_n=64, max_batch=8, max_body_bytes=1 << 20)
+
+
+def save(array: np.ndarray[Any, Any], version: tuple[int, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    if version is None:
+        np.save(buf, array)
+    else:
+        np.lib.format.write_array(buf, array, version=version)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "stored"),
+    [
+        ("<f8", np.float64),
+        (">f8", np.float64),
+        ("<f4", np.float32),
+        (">f4", np.float32),
+        ("<f2", np.float32),
+        ("<i8", np.float64),
+        ("<u1", np.float64),
+    ],
+)
+def test_npy_dtypes(dtype: str, stored: type) -> None:
+    array = (np.arange(9).reshape(3, 3) + 1).astype(dtype)
+    matrix, input_dtype = load_npy(save(array), LIMITS)
+    assert matrix.dtype == stored and matrix.dtype.isnative
+    assert input_dtype == str(np.dtype(dtype))
+    np.testing.assert_array_equal(matrix, array.astype(np.float64))
+
+
+def test_npy_fortran_order_and_version_2() -> None:
+    array = np.asfortranarray(np.arange(16, dtype=np.float64).reshape(4, 4))
+    for version in ((1, 0), (2, 0)):
+        matrix, _ = load_npy(save(array, version), LIMITS)
+        np.testing.assert_array_equal(matrix, array)
+        assert matrix.flags.c_contiguous
+
+
+def test_npy_header_is_checked_before_the_data() -> None:
+    # a header that claims a huge array, with no data: refused without allocating it
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+    )
+    with pytest.raises(ProblemError) as info:
+        load_npy(header.getvalue(), LIMITS)
+    assert info.value.status == 413
+
+
+def test_json_matrix_is_float64_and_batches_stack() -> None:
+    parsed = parse_json(b'{"matrix": [[[1, 2], [3, 4]], [[5, 6], [7, 8.5]]], "seed": 3}', LIMITS)
+    assert parsed.matrix.dtype == np.float64
+    assert (parsed.n, parsed.batch, parsed.options.seed) == (2, 2, 3)
+    np.testing.assert_array_equal(np.load(io.BytesIO(parsed.npy())), parsed.matrix)
+
+
+def test_content_type_parameters_are_ignored() -> None:
+    parsed = parse_invert(b'{"matrix": [[1]]}', "Application/JSON; charset=utf-8", [], LIMITS)
+    assert parsed.n == 1
+
+
+def test_request_hash_covers_body_type_and_query() -> None:
+    base = request_hash(b"x", "application/x-npy", [("method", "cg")])
+    assert base == request_hash(b"x", "application/x-npy; q=1", [("method", "cg")])
+    assert base != request_hash(b"y", "application/x-npy", [("method", "cg")])
+    assert base != request_hash(b"x", "application/json", [("method", "cg")])
+    assert base != request_hash(b"x", "application/x-npy", [("method", "adam")])
