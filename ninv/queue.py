@@ -29,12 +29,13 @@ def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
             "global_keyprefix": f"{settings.redis_prefix}:celery:",
         }
     folder = (settings.data_dir / "broker").resolve()
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
         # The filesystem transport polls its folder; a short interval keeps pick-up snappy.
         "polling_interval": 0.1,
