@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ninv.jobs import utcnow
 from ninv.schemas import HistoryPoint, Progress, finite
 from ninv.store import JobStore
@@ -29,6 +31,7 @@ class JobProgress:
         lease_s: float,
         max_iter: int,
         history_max_points: int,
+        timeout_s: float,
     ) -> None:
         self._store = store
         self._job_id = job_id
@@ -37,8 +40,10 @@ class JobProgress:
         self._max_iter = max_iter
         self._history_max_points = history_max_points
         self._last_kept_iteration = 0
+        self._deadline = time.monotonic() + timeout_s
         self.cancel_requested = False
         self.owned = True
+        self.timed_out = False
 
     def _history_due(self, iteration: int) -> bool:
         return iteration >= max(
@@ -55,7 +60,7 @@ class JobProgress:
         lr: float | None,
         rate: float | None,
     ) -> bool:
-        """Report one tick; return False when the job must stop (cancelled or lost)."""
+        """Report one tick; return False when the job must stop (cancelled, lost, timed out)."""
         eta = (self._max_iter - iteration) / rate if rate else None
         progress = Progress(
             iteration=iteration,
@@ -90,7 +95,8 @@ class JobProgress:
         )
         self.owned = beat.owned
         self.cancel_requested = beat.cancel_requested
-        return beat.owned and not beat.cancel_requested
+        self.timed_out = time.monotonic() > self._deadline
+        return beat.owned and not beat.cancel_requested and not self.timed_out
 
     def final_history(self, points: list[HistoryPoint]) -> None:
         """Append the solver's own history points that come after the last one reported live."""

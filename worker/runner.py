@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from worker.solver import (
     invert,
     solve_batch,
 )
+from worker.solver import (
+    HistoryPoint as SolverHistoryPoint,
+)
 
 __all__ = ["JobRunner"]
 
@@ -38,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 def _load_npy(blob: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(blob), allow_pickle=False)
+    array: np.ndarray = np.load(io.BytesIO(blob), allow_pickle=False)
+    return array
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -122,6 +126,7 @@ def _history(solution: Solution) -> list[HistoryPoint]:
     curve = solution.history
     if curve and isinstance(curve[0], tuple):
         curve = curve[_worst_index(_per_matrix(solution))]
+    points = cast(tuple[SolverHistoryPoint, ...], curve)
     return [
         HistoryPoint(
             iteration=p.iteration,
@@ -130,7 +135,7 @@ def _history(solution: Solution) -> list[HistoryPoint]:
             aux_error=finite(p.aux_error),
             lr=p.lr,
         )
-        for p in curve  # type: ignore[union-attr]
+        for p in points
     ]
 
 
@@ -197,6 +202,7 @@ class JobRunner:
             lease_s=self._settings.lease_s,
             max_iter=self._max_iter(job),
             history_max_points=self._settings.history_max_points,
+            timeout_s=self._settings.job_timeout_s,
         )
 
     def _solve_alone(self, job: JobRecord) -> None:
@@ -284,14 +290,23 @@ class JobRunner:
         if not item.progress.owned:
             log.warning("job %s: lease lost; its result is not stored", item.job.id)
             return
-        cancelled = solution.reason == "cancelled" or item.progress.cancel_requested
+        status, error = JobStatus.succeeded, None
+        if item.progress.timed_out:
+            status = JobStatus.failed
+            error = (
+                f"stopped after NINV_JOB_TIMEOUT_S ({self._settings.job_timeout_s} s), the longest "
+                "a job may run; ask for fewer iterations or a faster method (newton-schulz, cg)"
+            )
+        elif solution.reason == "cancelled" or item.progress.cancel_requested:
+            status = JobStatus.cancelled
         item.progress.final_history(_history(solution))
         stored = self._store.finish(
             item.job.id,
             self.worker_id,
-            status=JobStatus.cancelled if cancelled else JobStatus.succeeded,
+            status=status,
             summary=summarise(solution),
             result=_npy_bytes(solution.inverse),
+            error=error,
         )
         if not stored:
             log.warning("job %s: lease lost before its result was stored", item.job.id)

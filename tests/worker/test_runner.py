@@ -1,0 +1,54 @@
+"""JobRunner, the task's body, in-process on the real Redis store."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ninv.schemas import JobStatus
+from ninv.settings import Settings
+from ninv.store import JobStore
+from tests.helpers import submit
+from worker.runner import JobRunner
+
+
+def test_a_job_past_the_time_limit_fails_and_says_why(settings: Settings, store: JobStore) -> None:
+    runner = JobRunner(store, settings.model_copy(update={"job_timeout_s": 1}), worker_id="w")
+    hard = np.random.default_rng(0).standard_normal((16, 16))  # still improving after 1 s
+    job = submit(store, settings, hard, send=False, max_iter=100_000_000)
+
+    runner.run(job.id)
+
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.failed
+    assert done.error is not None and "NINV_JOB_TIMEOUT_S" in done.error
+    assert done.summary is not None and done.summary.iterations < 100_000_000
+
+
+def test_a_batch_input_reports_its_worst_matrix_and_each_one(
+    settings: Settings, store: JobStore
+) -> None:
+    runner = JobRunner(store, settings, worker_id="w")
+    easy, hard = np.eye(4) * 2, np.diag([1.0, 1e-3, 1.0, 1.0])
+    job = submit(
+        store, settings, np.stack([easy, hard]), method="gd", max_iter=200, dtype="float64"
+    )
+
+    runner.run(job.id)
+
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.succeeded, done.error
+    summary = done.summary
+    assert summary is not None and summary.matrices is not None and len(summary.matrices) == 2
+    assert summary.residual == max(m.residual or 0.0 for m in summary.matrices)
+    assert summary.converged is False and summary.matrices[0].converged is True
+    assert store.history(job.id)
+
+
+def test_a_job_already_claimed_elsewhere_is_left_alone(settings: Settings, store: JobStore) -> None:
+    job = submit(store, settings, np.eye(4), send=False)
+    assert store.claim(job.id, "other-worker", 60) is not None
+
+    JobRunner(store, settings, worker_id="w").run(job.id)
+
+    held = store.get(job.id)
+    assert held is not None and held.status is JobStatus.running and held.worker == "other-worker"
