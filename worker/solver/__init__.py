@@ -1,0 +1,57 @@
+"""ninv's solvers: pure, typed PyTorch (no I/O, no settings, no Celery).
+
+`invert` inverts one matrix (or a batch with shared options) by the original method, Adam on
+mean((WX - I)^2), or by gd, cg, newton-schulz or exact LU; `solve_batch` solves a batch whose
+matrices each carry their own options, with per-matrix callbacks.
+"""
+
+from __future__ import annotations
+
+from ._adam import BETA1, BETA2, EPS
+from ._api import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_PROGRESS_EVERY_S,
+    DEFAULT_STALL,
+    DEFAULT_TOL,
+    invert,
+    solve_batch,
+)
+from ._engine import StopRule
+from ._problem import (
+    DEFAULT_MAX_N,
+    DTYPES,
+    METHODS,
+    REASONS,
+    DType,
+    Method,
+    SolverError,
+    StopReason,
+)
+from ._schedule import DEFAULT_LR_SCHEDULE
+from ._solution import HistoryPoint, ItemOptions, ProgressPoint, Solution
+
+__all__ = [
+    "BETA1",
+    "BETA2",
+    "DEFAULT_LR_SCHEDULE",
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_MAX_N",
+    "DEFAULT_PROGRESS_EVERY_S",
+    "DEFAULT_STALL",
+    "DEFAULT_TOL",
+    "DTYPES",
+    "EPS",
+    "METHODS",
+    "REASONS",
+    "DType",
+    "HistoryPoint",
+    "ItemOptions",
+    "Method",
+    "ProgressPoint",
+    "Solution",
+    "SolverError",
+    "StopReason",
+    "StopRule",
+    "invert",
+    "solve_batch",
+]

@@ -1,0 +1,450 @@
+"""The public entry points: `invert` for one matrix (or a batch with shared options) and
+`solve_batch` for a batch whose matrices each carry their own options and callbacks."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from ._adam import AdamStepper, original_start
+from ._cg import CgStepper
+from ._engine import BatchProgress, ItemDone, Stepper, StopRule, Task, run
+from ._exact import exact_inverse, reference_inverse
+from ._gd import GdStepper, default_step
+from ._newton_schulz import NewtonSchulzStepper, scaled_start
+from ._problem import (
+    DEFAULT_MAX_N,
+    DType,
+    Method,
+    SolverError,
+    StopReason,
+    as_matrix,
+    check_max_iter,
+    check_method,
+    check_seeds,
+    check_tol,
+    resolve_device,
+    torch_dtype,
+)
+from ._schedule import DEFAULT_LR_SCHEDULE, LrSchedule, parse_schedule
+from ._solution import HistoryPoint, ItemOptions, ProgressPoint, Solution
+from ._spectrum import Spectrum, spectrum
+
+__all__ = [
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_PROGRESS_EVERY_S",
+    "DEFAULT_STALL",
+    "DEFAULT_TOL",
+    "invert",
+    "solve_batch",
+]
+
+#: Iteration budget per method when max_iter is None. adam: the original's 100,000 steps.
+DEFAULT_MAX_ITER: dict[Method, int] = {
+    "adam": 100_000,
+    "gd": 100_000,
+    "cg": 10_000,
+    "newton-schulz": 100,
+    "exact": 1,
+}
+#: Residual tolerance per method and dtype when tol is None; None means no tolerance stop
+#: (adam: the original ran its whole budget). The float32 values sit above float32's floor.
+DEFAULT_TOL: dict[Method, dict[DType, float | None]] = {
+    "adam": {"float32": None, "float64": None},
+    "gd": {"float32": 1e-4, "float64": 1e-10},
+    "cg": {"float32": 1e-4, "float64": 1e-10},
+    "newton-schulz": {"float32": 1e-4, "float64": 1e-10},
+    "exact": {"float32": None, "float64": None},
+}
+#: Stall rule per method: stop as "stalled" when the best residual has not fallen by the
+#: relative margin within the window of iterations. adam's window is wide so that the original
+#: configuration runs its full budget unless truly stuck. newton-schulz's window starts only after
+#: the ~2 log2(cond) steps its slowest direction needs to leave its plateau.
+DEFAULT_STALL: dict[Method, StopRule] = {
+    "adam": StopRule(window=20_000, rel=1e-3),
+    "gd": StopRule(window=20_000, rel=1e-3),
+    "cg": StopRule(window=200, rel=1e-3),
+    "newton-schulz": StopRule(window=3, rel=0.0),
+    "exact": StopRule(window=1, rel=0.0),
+}
+DEFAULT_PROGRESS_EVERY_S = 0.5
+
+Progress = Callable[[ProgressPoint], bool | None]
+
+
+def invert(
+    matrix: Any,
+    method: str = "adam",
+    *,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    lr_schedule: Sequence[tuple[int, float]] | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+    seed: int | None = None,
+    aux: bool = True,
+    on_progress: Progress | None = None,
+    progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    max_n: int | None = None,
+) -> Solution:
+    """Invert a square matrix (or a batch of them) and say how well and why it stopped.
+
+    Args:
+        matrix: NumPy array or torch tensor of shape (n, n), or (b, n, n) for a batch solved
+            together (each matrix stops on its own criterion; the result equals solving each
+            alone with the same options and seed).
+        method: "adam" (the original: Adam on mean((WX - I)^2)), "gd", "cg", "newton-schulz"
+            or "exact" (LU).
+        max_iter: iteration budget; None takes `DEFAULT_MAX_ITER[method]` (adam: 100,000).
+        tol: stop as converged once ||WX - I||_F / sqrt(n) <= tol, a number in (0, 1); None takes
+            `DEFAULT_TOL[method][dtype]` (adam: no tolerance stop, as the original).
+        lr_schedule: (start_iteration, lr) stages for adam and gd, the first at 0; None takes
+            `DEFAULT_LR_SCHEDULE` for adam and 1/L (L = 2 sigma_max^2 / n^2) for gd. Ignored by
+            the other methods.
+        dtype: "float32" (default) or "float64": the working and output precision.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        seed: seed of the random start (adam, gd); None draws one (reported in the result).
+            A batch uses the same seed for every matrix.
+        aux: also report the aux error mean((W - inv(X))^2) against the exact inverse.
+        on_progress: called about every `progress_every_s` seconds (at stopping checks) with a
+            `ProgressPoint`; for a batch its loss, residual and aux error are the worst over the
+            live matrices. Returning False stops with reason "cancelled" and the best W so far.
+        progress_every_s: seconds between progress calls (0: at every check).
+        max_n: largest n accepted; None takes `DEFAULT_MAX_N`.
+
+    Stopping (tol, stall per `DEFAULT_STALL`, divergence = a non-finite residual) is judged at
+    checks: every 64 steps for adam and gd, every 4 for cg, every step for newton-schulz, and at
+    max_iter. Converged and max_iter return the last W; stalled, diverged and cancelled return
+    the best W seen at a check. A singular matrix makes "exact" raise; the iterative methods
+    return with cond = inf, a warning, and reason "stalled" or "max_iter".
+
+    Raises:
+        SolverError: bad input (shape, values, options), or a singular matrix for "exact".
+    """
+    shape = _shape_of(matrix)
+    batched = len(shape) == 3
+    opts = ItemOptions(max_iter=max_iter, tol=tol, lr_schedule=lr_schedule, seed=seed)
+    cb: BatchProgress | None = None
+    if on_progress is not None:
+        user = on_progress
+
+        def cb(points: list[tuple[int, ProgressPoint]]) -> bool | None:
+            if not points:
+                return None
+            return user(_worst(points))
+
+    t0 = time.perf_counter()
+    sols = _solve(
+        matrix,
+        opts,
+        method=method,
+        dtype=dtype,
+        device=device,
+        aux=aux,
+        on_progress=cb,
+        on_item_done=None,
+        progress_every_s=progress_every_s,
+        max_n=max_n,
+        t0=t0,
+    )
+    if not batched:
+        return sols[0]
+    return _stack(sols, time.perf_counter() - t0)
+
+
+def solve_batch(
+    matrices: Any,
+    items: Sequence[ItemOptions] | None = None,
+    *,
+    method: str = "adam",
+    dtype: str = "float32",
+    device: str = "auto",
+    aux: bool = True,
+    on_progress: BatchProgress | None = None,
+    on_item_done: ItemDone | None = None,
+    progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    max_n: int | None = None,
+) -> list[Solution]:
+    """Solve a (b, n, n) batch in one go, each matrix with its own options; one Solution each.
+
+    Every matrix i stops on its own criterion (its tol, max_iter, stall or divergence) and is
+    then dropped from the batch; its result equals solving it alone with the same options and
+    seed (same start, same iterates up to float rounding).
+
+    Args:
+        matrices: (b, n, n) NumPy array or torch tensor (an (n, n) matrix is a batch of one).
+        items: one `ItemOptions` per matrix (max_iter, tol, lr_schedule, seed; None fields take
+            the method's defaults); None gives every matrix the defaults and its own random seed.
+        method, dtype, device, aux, progress_every_s, max_n: as for `invert`.
+        on_progress: called about every `progress_every_s` seconds with [(index, ProgressPoint)]
+            for the live matrices; return False to cancel all, or a collection of indices to
+            cancel those (reason "cancelled", best W so far); None or True goes on.
+        on_item_done: called as `on_item_done(index, solution)` as soon as matrix `index` stops,
+            while the others go on.
+    """
+    t0 = time.perf_counter()
+    return _solve(
+        matrices,
+        items,
+        method=method,
+        dtype=dtype,
+        device=device,
+        aux=aux,
+        on_progress=on_progress,
+        on_item_done=on_item_done,
+        progress_every_s=progress_every_s,
+        max_n=max_n,
+        t0=t0,
+    )
+
+
+def _shape_of(matrix: Any) -> tuple[int, ...]:
+    shape = getattr(matrix, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(matrix)
+        except ValueError:
+            shape = ()
+    return tuple(int(s) for s in shape)
+
+
+def _solve(
+    matrix: Any,
+    items: Sequence[ItemOptions] | ItemOptions | None,
+    *,
+    method: str,
+    dtype: str,
+    device: str,
+    aux: bool,
+    on_progress: BatchProgress | None,
+    on_item_done: ItemDone | None,
+    progress_every_s: float,
+    max_n: int | None,
+    t0: float,
+) -> list[Solution]:
+    meth = check_method(method)
+    tdtype = torch_dtype(dtype)
+    dname: DType = "float32" if tdtype == torch.float32 else "float64"
+    dev = resolve_device(device)
+    if isinstance(progress_every_s, bool) or not isinstance(progress_every_s, int | float):
+        raise SolverError(f"progress_every_s must be a number >= 0, not {progress_every_s!r}")
+    if not (progress_every_s >= 0 and math.isfinite(progress_every_s)):
+        raise SolverError(f"progress_every_s must be a finite number >= 0, not {progress_every_s}")
+    limit = DEFAULT_MAX_N if max_n is None else max_n
+    x = as_matrix(matrix, dtype=tdtype, device=dev, max_n=limit)
+    b, n = x.shape[0], x.shape[-1]
+    if isinstance(items, ItemOptions):
+        # invert: one set of options, and one seed, for every matrix of the batch.
+        shared = items
+        if shared.seed is None and meth in ("adam", "gd"):
+            shared = _with_seed(shared, secrets.randbits(62))
+        items = [shared] * b
+    elif items is None:
+        items = [ItemOptions()] * b  # each draws its own seed
+    elif len(items) != b:
+        raise SolverError(f"got {len(items)} item options for a batch of {b} matrices")
+    tasks_opts = [_resolve(meth, dname, opt) for opt in items]
+
+    with torch.inference_mode():
+        spec = spectrum(x)
+        if meth == "exact":
+            return _exact(x, spec, tasks_opts, dname, aux, on_item_done, t0)
+        inv_ref, ok = reference_inverse(x) if aux else (None, [False] * b)
+        ok = [good and not sing for good, sing in zip(ok, spec.singular, strict=True)]
+        tasks = [
+            Task(
+                max_iter=mi,
+                tol=tl,
+                schedule=sc,
+                seed=sd,
+                cond=spec.cond[i],
+                warning=_warning(meth, dname, n, spec.cond[i], mi, tl),
+            )
+            for i, (mi, tl, sc, sd) in enumerate(tasks_opts)
+        ]
+        stepper = _stepper(meth, x, tasks, spec)
+        if meth == "newton-schulz":
+            for task in tasks:
+                c = task.cond
+                task.ref_it = math.ceil(2 * math.log2(c)) + 2 if math.isfinite(c) else 0
+        return run(
+            stepper,
+            tasks,
+            method=meth,
+            dtype=dname,
+            rule=DEFAULT_STALL[meth],
+            inv_ref=inv_ref,
+            aux_ok=ok,
+            on_progress=on_progress,
+            on_item_done=on_item_done,
+            progress_every_s=float(progress_every_s),
+            t0=t0,
+        )
+
+
+def _with_seed(opt: ItemOptions, seed: int) -> ItemOptions:
+    return ItemOptions(max_iter=opt.max_iter, tol=opt.tol, lr_schedule=opt.lr_schedule, seed=seed)
+
+
+def _resolve(
+    meth: Method, dtype: DType, opt: ItemOptions
+) -> tuple[int, float | None, LrSchedule | None, int | None]:
+    if not isinstance(opt, ItemOptions):
+        raise SolverError(f"batch item options must be ItemOptions, not {type(opt).__name__}")
+    max_iter = DEFAULT_MAX_ITER[meth] if opt.max_iter is None else check_max_iter(opt.max_iter)
+    tol = DEFAULT_TOL[meth][dtype] if opt.tol is None else check_tol(opt.tol)
+    check_seeds([opt.seed])
+    schedule: LrSchedule | None = None
+    seed: int | None = None
+    if meth in ("adam", "gd"):
+        seed = int(opt.seed) if opt.seed is not None else secrets.randbits(62)
+        if opt.lr_schedule is not None:
+            schedule = parse_schedule(opt.lr_schedule)
+        elif meth == "adam":
+            schedule = parse_schedule(DEFAULT_LR_SCHEDULE)
+    elif opt.lr_schedule is not None:
+        parse_schedule(opt.lr_schedule)  # still reject a malformed one
+    return max_iter, tol, schedule, seed
+
+
+def _stepper(meth: Method, x: torch.Tensor, tasks: list[Task], spec: Spectrum) -> Stepper:
+    n = x.shape[-1]
+    if meth in ("adam", "gd"):
+        w0 = original_start(x, [t.seed if t.seed is not None else 0 for t in tasks])
+        if meth == "adam":
+            return AdamStepper(x, w0, [t.schedule.lr_at(0) if t.schedule else 0.0 for t in tasks])
+        for i, t in enumerate(tasks):
+            if t.schedule is None:
+                t.schedule = LrSchedule((0,), (default_step(n, spec.smax_safe[i]),))
+        return GdStepper(x, w0, [t.schedule.lr_at(0) if t.schedule else 0.0 for t in tasks])
+    if meth == "cg":
+        return CgStepper(x)
+    return NewtonSchulzStepper(x, scaled_start(x, spec.smax_safe, spec.smin))
+
+
+def _warning(
+    meth: Method, dtype: DType, n: int, cond: float, max_iter: int, tol: float | None
+) -> str | None:
+    if math.isinf(cond):
+        return (
+            f"matrix is singular (cond inf): it has no inverse, and {meth} can at best reach a "
+            "least-squares approximation"
+        )
+    if cond * n * torch.finfo(torch_dtype(dtype)).eps >= 1.0:
+        return (
+            f"cond {cond:.3g}: the matrix is singular to {dtype} precision; "
+            "use dtype='float64'"
+            + (" and method='newton-schulz'" if meth != "newton-schulz" else "")
+        )
+    if meth in ("adam", "gd"):
+        # Gradient steps contract the slowest direction by ~(1 - 1/cond^2) per step.
+        need = cond * cond * (math.log(1.0 / tol) if tol is not None else 1.0)
+        if need > max_iter:
+            return (
+                f"cond {cond:.3g}: {meth} needs ~cond^2 = {cond * cond:.3g} steps"
+                f"{'' if tol is None else f' x ln(1/tol) to reach tol {tol:g}'}, more than "
+                f"max_iter={max_iter}; use method='newton-schulz' or 'cg'"
+            )
+    if meth == "cg" and tol is not None:
+        need = cond * math.log(2.0 / tol) / 2.0
+        if need > max_iter:
+            return (
+                f"cond {cond:.3g}: cg needs ~cond x ln(2/tol)/2 = {need:.3g} steps, more than "
+                f"max_iter={max_iter}; use method='newton-schulz'"
+            )
+    return None
+
+
+def _exact(
+    x: torch.Tensor,
+    spec: Spectrum,
+    opts: list[tuple[int, float | None, LrSchedule | None, int | None]],
+    dtype: DType,
+    aux: bool,
+    on_item_done: ItemDone | None,
+    t0: float,
+) -> list[Solution]:
+    n = x.shape[-1]
+    eps = torch.finfo(x.dtype).eps
+    singular = [s or c * n * eps >= 1.0 for s, c in zip(spec.singular, spec.cond, strict=True)]
+    inv = exact_inverse(x, singular, list(spec.cond))
+    r = torch.bmm(inv, x) - torch.eye(n, dtype=x.dtype, device=x.device)
+    res = (torch.linalg.matrix_norm(r) / math.sqrt(n)).cpu().tolist()
+    auxes: list[float | None] = [None] * x.shape[0]
+    if aux:
+        ref, _ = reference_inverse(x)
+        auxes = [float(v) for v in (inv.to(torch.float64) - ref).square().mean(dim=(1, 2)).cpu()]
+    out = []
+    for i in range(x.shape[0]):
+        point = HistoryPoint(1, res[i] ** 2 / n, res[i], auxes[i], None)
+        sol = Solution(
+            inverse=inv[i].cpu().numpy().copy(),
+            iterations=1,
+            loss=res[i] ** 2 / n,
+            residual=res[i],
+            aux_error=auxes[i],
+            converged=True,
+            reason="converged",
+            cond=spec.cond[i],
+            elapsed_s=time.perf_counter() - t0,
+            history=(point,),
+            warning=None,
+            method="exact",
+            device=str(x.device),
+            dtype=dtype,
+            max_iter=opts[i][0],
+            seed=None,
+        )
+        if on_item_done is not None:
+            on_item_done(i, sol)
+        out.append(sol)
+    return out
+
+
+def _worst(points: list[tuple[int, ProgressPoint]]) -> ProgressPoint:
+    """One point for a batch: the shared iteration, the worst loss, residual and aux error."""
+    ps = [p for _, p in points]
+    auxes = [p.aux_error for p in ps if p.aux_error is not None]
+    lrs = [p.lr for p in ps if p.lr is not None]
+    first = ps[0]
+    return ProgressPoint(
+        iteration=first.iteration,
+        max_iter=max(p.max_iter for p in ps),
+        loss=max(p.loss for p in ps),
+        residual=max(p.residual for p in ps),
+        aux_error=max(auxes) if auxes else None,
+        lr=max(lrs) if lrs else None,
+        rate=first.rate,
+        elapsed_s=first.elapsed_s,
+    )
+
+
+def _stack(sols: list[Solution], elapsed: float) -> Solution:
+    """Gather one-matrix solutions into the batch Solution that `invert` returns."""
+    warnings = [f"matrix {i}: {s.warning}" for i, s in enumerate(sols) if s.warning]
+    reasons = tuple(cast(StopReason, s.reason) for s in sols)
+    first = sols[0]
+    return Solution(
+        inverse=np.stack([s.inverse for s in sols]),
+        iterations=tuple(cast(int, s.iterations) for s in sols),
+        loss=tuple(cast(float, s.loss) for s in sols),
+        residual=tuple(cast(float, s.residual) for s in sols),
+        aux_error=tuple(cast(float | None, s.aux_error) for s in sols),
+        converged=tuple(cast(bool, s.converged) for s in sols),
+        reason=reasons,
+        cond=tuple(cast(float, s.cond) for s in sols),
+        elapsed_s=elapsed,
+        history=tuple(cast(tuple[HistoryPoint, ...], s.history) for s in sols),
+        warning="; ".join(warnings) if warnings else None,
+        method=first.method,
+        device=first.device,
+        dtype=first.dtype,
+        max_iter=first.max_iter,
+        seed=tuple(cast(int | None, s.seed) for s in sols),
+    )
