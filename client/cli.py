@@ -1,0 +1,454 @@
+"""`ninv-client`: the command line over `client.Client`. It parses arguments and calls the library.
+
+Every failure is one line on stderr (`ninv-client: error: ...`) and an exit code (see EPILOG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar, get_args
+
+import click
+import numpy as np
+from pydantic import BaseModel
+
+from client._display import ProgressBar, describe, format_history, format_job, format_jobs, num
+from client._sync import Client
+from client.errors import (
+    JobCancelled,
+    JobFailed,
+    NinvError,
+    ServerError,
+    WaitTimeout,
+)
+from client.formats import SUFFIXES, check_suffix, read_matrix, write_matrix
+from ninv.schemas import DType, Job, JobStatus, Method, Result, Summary
+
+__all__ = ["EXIT_FAILED", "EXIT_SERVER", "EXIT_USAGE", "cli", "exit_code", "main"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SERVER = 3
+EXIT_INTERRUPTED = 130
+
+EPILOG = f"""\b
+Exit codes:
+  0  done: the command did what it was asked (for submit --wait, watch
+     and result: the job succeeded)
+  1  the job failed or was cancelled (result still saves a cancelled
+     job's best W, and says so)
+  2  bad usage, a bad input file, or a request the server rejected
+     (unknown job, wrong key, invalid matrix, job not finished yet)
+  3  server or connection error (unreachable, 5xx, timed out)
+
+\b
+Matrix files by extension: {", ".join(SUFFIXES)}.
+Environment: NINV_URL (default http://127.0.0.1:8000), NINV_API_KEY.
+"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_code(error: NinvError) -> int:
+    """The exit code for a library error."""
+    if isinstance(error, JobFailed | JobCancelled):
+        return EXIT_FAILED
+    if isinstance(error, ServerError | WaitTimeout):
+        return EXIT_SERVER
+    return EXIT_USAGE
+
+
+class _OneLineError(click.ClickException):
+    """An error shown as one `ninv-client: error: ...` line."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"ninv-client: error: {self.message}", err=True)
+
+
+class _JobEndedError(_OneLineError):
+    exit_code = EXIT_FAILED
+
+
+class _ServerError(_OneLineError):
+    exit_code = EXIT_SERVER
+
+
+_ERRORS: dict[int, type[_OneLineError]] = {
+    EXIT_FAILED: _JobEndedError,
+    EXIT_USAGE: _OneLineError,
+    EXIT_SERVER: _ServerError,
+}
+
+
+def CliError(message: str, code: int) -> click.ClickException:
+    """The one-line error for `message` that exits with `code`."""
+    return _ERRORS[code](message)
+
+
+class _Group(click.Group):
+    """Turns every library error (and any surprise) into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NinvError as error:
+            raise CliError(str(error), exit_code(error)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\nninv-client: interrupted (a submitted job keeps running)", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (`| head`): nothing left to say
+            raise click.exceptions.Exit(0) from None
+        except Exception as error:
+            if os.environ.get("NINV_DEBUG"):
+                raise
+            raise CliError(
+                f"unexpected {type(error).__name__}: {error} (NINV_DEBUG=1 shows the traceback)",
+                EXIT_SERVER,
+            ) from None
+
+
+def json_option(command: F) -> F:
+    """The `--json` flag every command has."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
+    )(command)
+
+
+def _print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
+    if isinstance(value, BaseModel):
+        click.echo(value.model_dump_json())
+    else:
+        click.echo(json.dumps(value, separators=(",", ":")))
+
+
+def _client(ctx: click.Context) -> Client:
+    client = ctx.find_object(Client)
+    if client is None:  # pragma: no cover - the group always sets one
+        raise CliError("no client configured", EXIT_USAGE)
+    return client
+
+
+def _parse_schedule(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[tuple[int, float]] | None:
+    """`"0:0.05,10000:0.025"` -> [(0, 0.05), (10000, 0.025)]."""
+    if value is None:
+        return None
+    stages: list[tuple[int, float]] = []
+    for part in value.split(","):
+        start, sep, rate = part.strip().partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            stages.append((int(start), float(rate)))
+        except ValueError:
+            raise click.BadParameter(
+                f"{part.strip()!r} is not START:LR (e.g. 0:0.05,10000:0.025)"
+            ) from None
+    return stages
+
+
+def _check_output(output: Path | None) -> None:
+    if output is not None:
+        check_suffix(output)
+
+
+def _follow(client: Client, job_id: str, *, as_json: bool, timeout: float | None) -> Job:
+    """Wait for the job; people get a live progress bar on stderr."""
+    if as_json:
+        return client.wait(job_id, timeout=timeout)
+    with ProgressBar(f"job {job_id[:12]}", sys.stderr) as bar:
+        job = client.wait(job_id, timeout=timeout, on_progress=bar.update)
+        bar.finish(job)
+        return job
+
+
+def _finish(job: Job) -> None:
+    """Exit 1 unless the job succeeded."""
+    if job.status != JobStatus.succeeded:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _partial(summary: Summary) -> None:
+    """A cancelled job keeps its best W: say that it is not a finished inverse, and exit 1."""
+    if summary.reason == "cancelled":
+        click.echo(
+            f"ninv-client: note: the job was cancelled; this is its best W after "
+            f"{summary.iterations} iterations (residual {num(summary.residual)})",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _save_result(client: Client, job_id: str, output: Path, *, as_json: bool) -> None:
+    inverse, summary = client.result(job_id)
+    write_matrix(output, inverse)
+    if as_json:
+        _print_json({"output": str(output), "summary": summary.model_dump(mode="json")})
+    else:
+        shape = " x ".join(str(d) for d in inverse.shape)
+        click.echo(f"wrote the {shape} inverse to {output}")
+    _partial(summary)
+
+
+@click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", metavar="URL", help="The API's URL [default: $NINV_URL or 127.0.0.1:8000].")
+@click.option("--api-key", metavar="KEY", help="The API key [default: $NINV_API_KEY].")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retries of a request on connection errors and 502/503/504.",
+)
+@click.version_option(package_name="ninv", prog_name="ninv-client")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, api_key: str | None, retries: int) -> None:
+    """Invert matrices by gradient descent on a ninv server."""
+    if not isinstance(ctx.obj, Client):  # tests pass a Client on an in-process app as obj
+        ctx.obj = ctx.with_resource(Client(url, api_key, retries=retries))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--method", type=click.Choice(get_args(Method)), help="[default: adam]")
+@click.option("--max-iter", type=click.IntRange(min=1), help="Iteration limit.")
+@click.option("--tol", type=float, help="Stop when the loss falls below this.")
+@click.option("--dtype", type=click.Choice(get_args(DType)), help="[default: float32]")
+@click.option("--device", help="auto, cpu, cuda or cuda:N [default: auto].")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial guess.")
+@click.option(
+    "--lr-schedule",
+    callback=_parse_schedule,
+    metavar="START:LR,...",
+    help='Learning-rate stages, e.g. "0:0.05,10000:0.025".',
+)
+@click.option("--aux/--no-aux", default=None, help="Report the aux error against inv(X).")
+@click.option("--wait", is_flag=True, help="Follow the job until it ends.")
+@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Wait, then save."
+)
+@json_option
+@click.pass_context
+def submit(
+    ctx: click.Context,
+    file: Path,
+    method: Method | None,
+    max_iter: int | None,
+    tol: float | None,
+    dtype: DType | None,
+    device: str | None,
+    seed: int | None,
+    lr_schedule: list[tuple[int, float]] | None,
+    aux: bool | None,
+    wait: bool,
+    timeout: float | None,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Submit FILE for inversion; print the job id (with -o, wait and save the inverse)."""
+    _check_output(output)
+    matrix = read_matrix(file)
+    client = _client(ctx)
+    options: dict[str, Any] = {
+        "method": method,
+        "max_iter": max_iter,
+        "tol": tol,
+        "dtype": dtype,
+        "device": device,
+        "seed": seed,
+        "lr_schedule": lr_schedule,
+        "aux": aux,
+    }
+    job = client.submit(matrix, **{k: v for k, v in options.items() if v is not None})
+    if not (wait or output):
+        if as_json:
+            _print_json(job)
+        else:
+            click.echo(job.id)
+            click.echo(f"follow it with: ninv-client watch {job.id}", err=True)
+        return
+    job = _follow(client, job.id, as_json=as_json, timeout=timeout)
+    if output is not None and job.status == JobStatus.succeeded:
+        _save_result(client, job.id, output, as_json=as_json)
+        if not as_json:
+            click.echo(describe(job))
+    else:
+        click.echo(job.model_dump_json() if as_json else describe(job))
+    _finish(job)
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@json_option
+@click.pass_context
+def status(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Show a job: status, progress, summary or error."""
+    job = _client(ctx).get(job_id)
+    click.echo(job.model_dump_json() if as_json else format_job(job))
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@click.option("--timeout", type=float, help="Give up after this many seconds.")
+@json_option
+@click.pass_context
+def watch(ctx: click.Context, job_id: str, timeout: float | None, as_json: bool) -> None:
+    """Follow a job with a live progress bar until it ends; exit 1 unless it succeeded."""
+    job = _follow(_client(ctx), job_id, as_json=as_json, timeout=timeout)
+    click.echo(job.model_dump_json() if as_json else describe(job))
+    _finish(job)
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Save it here."
+)
+@json_option
+@click.pass_context
+def result(ctx: click.Context, job_id: str, output: Path | None, as_json: bool) -> None:
+    """Fetch a finished job's inverse: into -o OUT (format by extension), else to stdout."""
+    _check_output(output)
+    client = _client(ctx)
+    if output is not None:
+        _save_result(client, job_id, output, as_json=as_json)
+        return
+    inverse, summary = client.result(job_id)
+    if as_json:
+        click.echo(Result(inverse=inverse.tolist(), summary=summary).model_dump_json())
+    else:
+        rows = inverse.reshape(-1, inverse.shape[-1]) if inverse.ndim > 1 else inverse[None]
+        for row in np.asarray(rows, dtype=np.float64).tolist():
+            click.echo(" ".join(repr(value) for value in row))
+    _partial(summary)
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@json_option
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Cancel a job: a queued one at once, a running one at its next progress tick."""
+    job = _client(ctx).cancel(job_id)
+    if as_json:
+        click.echo(job.model_dump_json())
+    elif job.status == JobStatus.cancelled:
+        click.echo(f"job {job.id} cancelled")
+    else:
+        click.echo(f"job {job.id} is {job.status.value}: cancel requested")
+
+
+@cli.command(name="list")
+@click.option(
+    "--status",
+    "status_",
+    type=click.Choice([s.value for s in JobStatus]),
+    help="Only jobs in this state.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many jobs.")
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, status_: str | None, limit: int | None, as_json: bool) -> None:
+    """List your jobs, newest first."""
+    jobs: list[Job] = []
+    for job in _client(ctx).list(status_):
+        if limit is not None and len(jobs) >= limit:
+            break
+        jobs.append(job)
+    if as_json:
+        _print_json([job.model_dump(mode="json") for job in jobs])
+    elif jobs:
+        click.echo(format_jobs(jobs))
+    else:
+        click.echo("no jobs", err=True)
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@json_option
+@click.pass_context
+def history(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Print a job's loss curve: iteration, loss, residual, aux error, learning rate."""
+    points = _client(ctx).history(job_id)
+    if as_json:
+        _print_json({"points": [point.model_dump(mode="json") for point in points]})
+    elif points:
+        click.echo(format_history(points))
+    else:
+        click.echo(f"job {job_id} has no history yet", err=True)
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@json_option
+@click.pass_context
+def delete(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Forget a finished job and its data."""
+    _client(ctx).delete(job_id)
+    if as_json:
+        _print_json({"id": job_id, "deleted": True})
+    else:
+        click.echo(f"deleted job {job_id}")
+
+
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("loss.png"),
+    show_default=True,
+    help="The image (.png, .svg, .pdf).",
+)
+@json_option
+@click.pass_context
+def plot(ctx: click.Context, job_id: str, output: Path, as_json: bool) -> None:
+    """Plot loss and aux error against iteration on log-log axes (needs `ninv[plot]`)."""
+    from client.plot import plot_history
+
+    try:
+        import matplotlib  # noqa: F401  (fail before the request, with the install line)
+    except ImportError:
+        raise CliError(
+            "plotting needs matplotlib, which is not installed: pip install 'ninv[plot]'",
+            EXIT_USAGE,
+        ) from None
+    client = _client(ctx)
+    job = client.get(job_id)
+    points = client.history(job_id)
+    title = f"job {job.id}: {job.n} x {job.n} {job.options.method}, {job.options.dtype}"
+    try:
+        plot_history(points, output, title=title)
+    except ValueError as error:
+        raise CliError(f"{output}: {error}", EXIT_USAGE) from None
+    except OSError as error:
+        raise CliError(f"{output}: cannot write: {error.strerror or error}", EXIT_USAGE) from None
+    if as_json:
+        _print_json({"output": str(output), "points": len(points)})
+    else:
+        click.echo(f"wrote {output} ({len(points)} points)")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `ninv-client` console script."""
+    cli.main(args=argv, prog_name="ninv-client")
+    raise SystemExit(0)  # pragma: no cover - click's standalone mode always exits
+
+
+if __name__ == "__main__":
+    main()

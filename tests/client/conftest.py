@@ -1,0 +1,319 @@
+"""Fixtures for the client tests: the real app in-process on a real store (Redis, own prefix).
+
+The blocking Client talks to the app served by uvicorn in a thread of this process (real sockets,
+real streaming; starlette's TestClient is deprecated with httpx); the AsyncClient talks to it
+through httpx.ASGITransport.
+
+No worker runs here: `StoreWorker` drives jobs through the app's own store exactly as a worker
+does (claim, heartbeat with progress and history, finish with the inverse as `.npy`).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import uvicorn
+from fastapi import FastAPI
+
+from client import Client
+from ninv.jobs import utcnow
+from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
+from ninv.settings import Settings
+from ninv.store import JobStore
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def well_conditioned(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, n)) + n * np.eye(n)
+
+
+class StoreWorker:
+    """Plays the worker's part on the real store: claim, tick, finish."""
+
+    name = "w1"
+    lease_s = 30.0
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def claim(self, job_id: str) -> None:
+        assert self.store.claim(job_id, self.name, self.lease_s) is not None
+
+    def tick(self, job_id: str, iteration: int, max_iter: int = 1000) -> bool:
+        """Report progress; True when the job's cancel flag is up."""
+        loss = 1.0 / iteration
+        progress = Progress(
+            iteration=iteration,
+            max_iter=max_iter,
+            loss=loss,
+            residual=2 * loss,
+            aux_error=3 * loss,
+            lr=0.05,
+            rate=1000.0,
+            eta_s=(max_iter - iteration) / 1000,
+            updated_at=utcnow(),
+        )
+        point = HistoryPoint(
+            iteration=iteration, loss=loss, residual=2 * loss, aux_error=3 * loss, lr=0.05
+        )
+        beat = self.store.heartbeat(
+            job_id, self.name, self.lease_s, progress=progress, history=[point]
+        )
+        assert beat.owned
+        return beat.cancel_requested
+
+    @staticmethod
+    def summary(iterations: int = 1000, reason: str = "max_iter") -> Summary:
+        return Summary(
+            method="adam",
+            iterations=iterations,
+            max_iter=1000,
+            loss=1e-3,
+            residual=2e-3,
+            aux_error=3e-3,
+            converged=reason == "converged",
+            reason=reason,
+            cond=4.0,
+            device="cpu",
+            dtype="float64",
+            elapsed_s=0.5,
+        )
+
+    def succeed(self, job_id: str) -> np.ndarray:
+        """Finish with the exact inverse of the stored input; return it."""
+        blob = self.store.load_matrix(job_id)
+        assert blob is not None
+        inverse = np.linalg.inv(np.load(io.BytesIO(blob), allow_pickle=False))
+        assert self.store.finish(
+            job_id,
+            self.name,
+            status=JobStatus.succeeded,
+            summary=self.summary(),
+            result=npy(inverse),
+        )
+        return inverse
+
+    def fail(self, job_id: str, error: str = "diverged: loss is nan") -> None:
+        assert self.store.finish(job_id, self.name, status=JobStatus.failed, error=error)
+
+    def cancelled(self, job_id: str, best: np.ndarray | None = None) -> None:
+        """Finish as cancelled, keeping `best` as the result when given (as the worker does)."""
+        assert self.store.finish(
+            job_id,
+            self.name,
+            status=JobStatus.cancelled,
+            summary=self.summary(iterations=20, reason="cancelled"),
+            result=None if best is None else npy(best),
+        )
+
+    def run(self, job_id: str, iterations: tuple[int, ...] = (10, 100, 1000)) -> np.ndarray:
+        """Claim, tick through `iterations`, succeed."""
+        self.claim(job_id)
+        for iteration in iterations:
+            self.tick(job_id, iteration)
+        return self.succeed(job_id)
+
+    def run_next_in_thread(
+        self, *, pause: float = 0.1, fail: str | None = None
+    ) -> tuple[threading.Thread, dict[str, Any]]:
+        """In a thread: wait for the next queued job, then run it (slowly) to the end."""
+        out: dict[str, Any] = {}
+
+        def work() -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                queued = self.store.queued_ids()
+                if queued:
+                    job_id = queued[0]
+                    self.claim(job_id)
+                    for iteration in (10, 100, 1000):
+                        time.sleep(pause)
+                        self.tick(job_id, iteration)
+                    time.sleep(pause)
+                    if fail:
+                        self.fail(job_id, fail)
+                    else:
+                        out["inverse"] = self.succeed(job_id)
+                    out["job_id"] = job_id
+                    return
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        return thread, out
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    prefix = f"test-{uuid.uuid4().hex}"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def make_app(redis_prefix: str) -> Iterator[Callable[..., FastAPI]]:
+    """Build apps on the real Redis store under this test's prefix; closed at teardown."""
+    from service.app import create_app
+
+    apps: list[FastAPI] = []
+
+    def make(**overrides: Any) -> FastAPI:
+        fields: dict[str, Any] = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+        settings = Settings(**{**fields, **overrides})
+        app = create_app(settings)
+        app.state.sse.poll_s = 0.02
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.state.resources.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., FastAPI]) -> FastAPI:
+    return make_app()
+
+
+@pytest.fixture
+def store(app: FastAPI) -> JobStore:
+    """The app's own store."""
+    store: JobStore = app.state.resources.store
+    return store
+
+
+@pytest.fixture
+def worker(store: JobStore) -> StoreWorker:
+    return StoreWorker(store)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[FastAPI], str]]:
+    """Serve apps with uvicorn in threads of this process; return each one's base URL."""
+    running: dict[int, tuple[str, uvicorn.Server, threading.Thread]] = {}
+
+    def start(app: FastAPI) -> str:
+        if id(app) in running:
+            return running[id(app)][0]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(
+            app, lifespan="off", log_level="warning", timeout_graceful_shutdown=1
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        running[id(app)] = (url, server, thread)
+        return url
+
+    yield start
+    for _, server, thread in running.values():
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def make_client(serve: Callable[[FastAPI], str]) -> Iterator[Callable[..., Client]]:
+    """Clients of apps served in-process; closed at teardown."""
+    made: list[Client] = []
+
+    def make(app: FastAPI, *, api_key: str | None = None, **kwargs: Any) -> Client:
+        kwargs.setdefault("backoff", 0.01)
+        client = Client(serve(app), api_key=api_key, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def ninv(app: FastAPI, make_client: Callable[..., Client]) -> Client:
+    return make_client(app)
+
+
+class Relay(httpx.BaseTransport):
+    """A transport that passes requests on through another httpx.Client, with a hook
+    that may break a request before or after the app sees it: how the tests cut connections."""
+
+    def __init__(
+        self,
+        target: httpx.Client,
+        hook: Callable[[httpx.Request, int], str | None] = lambda request, count: None,
+    ) -> None:
+        self.target = target
+        self.hook = hook
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        action = self.hook(request, len(self.requests))
+        if action == "refuse":
+            raise httpx.ConnectError("connection refused (test)", request=request)
+        request.read()
+        answer = self.target.request(
+            request.method, str(request.url), headers=request.headers, content=request.content
+        )
+        if action == "drop-answer":
+            raise httpx.ReadError("connection reset (test)", request=request)
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+
+class AsyncRelay(httpx.AsyncBaseTransport):
+    """Relay's async twin, in front of httpx.ASGITransport."""
+
+    def __init__(
+        self,
+        app: FastAPI,
+        hook: Callable[[httpx.Request, int], str | None] = lambda request, count: None,
+    ) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.hook = hook
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        action = self.hook(request, len(self.requests))
+        if action == "refuse":
+            raise httpx.ConnectError("connection refused (test)", request=request)
+        response = await self.inner.handle_async_request(request)
+        if action == "drop-answer":
+            await response.aread()
+            raise httpx.ReadError("connection reset (test)", request=request)
+        return response
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
