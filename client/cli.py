@@ -225,7 +225,9 @@ def cli(ctx: click.Context, url: str | None, api_key: str | None, retries: int) 
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--method", type=click.Choice(get_args(Method)), help="[default: adam]")
 @click.option("--max-iter", type=click.IntRange(min=1), help="Iteration limit.")
-@click.option("--tol", type=float, help="Stop when the loss falls below this.")
+@click.option(
+    "--tol", type=float, help="Stop once the residual ||WX - I||_F / sqrt(n) is this small."
+)
 @click.option("--dtype", type=click.Choice(get_args(DType)), help="[default: float32]")
 @click.option("--device", help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial guess.")

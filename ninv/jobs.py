@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import uuid4
 
-from ninv.schemas import Job, SolveOptions
+from ninv.schemas import Job, JobStatus, SolveOptions
 
 __all__ = ["JobRecord", "batch_key", "utcnow"]
 
@@ -34,6 +35,34 @@ class JobRecord(Job):
     batch_key: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+
+    @classmethod
+    def queued(
+        cls,
+        options: SolveOptions,
+        *,
+        n: int,
+        batch: int | None,
+        input_dtype: str,
+        owner: str,
+        batch_max_n: int,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> JobRecord:
+        """A new queued job with a fresh id (uuid4 hex), as POST /invert creates it."""
+        return cls(
+            id=uuid4().hex,
+            owner=owner,
+            status=JobStatus.queued,
+            options=options,
+            n=n,
+            batch=batch,
+            input_dtype=input_dtype,
+            created_at=utcnow(),
+            batch_key=batch_key(options, n, batch, batch_max_n=batch_max_n),
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
 
     def view(self) -> Job:
         """The job as the API shows it: without owner, lease or idempotency data."""

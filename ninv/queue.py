@@ -64,7 +64,7 @@ def make_celery(settings: Settings) -> Celery:
         task_publish_retry=False,
         # Flower (compose profile "monitoring") reads task events; a solo worker busy with a
         # long job could not switch them on when asked, so they are on from the start.
-        worker_send_task_events=True,
+        worker_send_task_events=False,
     )
     return app
 

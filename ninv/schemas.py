@@ -192,9 +192,9 @@ class JobList(BaseModel):
 
 
 class Result(BaseModel):
-    """A finished job's inverse as JSON."""
+    """A finished job's inverse as JSON (a non-finite entry, from a diverged solve, is null)."""
 
-    inverse: list[list[float]] | list[list[list[float]]]
+    inverse: list[list[float | None]] | list[list[list[float | None]]]
     summary: Summary
 
 

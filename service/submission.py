@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from uuid import uuid4
 
 from celery import Celery
 
-from ninv.jobs import JobRecord, batch_key, utcnow
+from ninv.jobs import JobRecord
 from ninv.queue import enqueue
 from ninv.schemas import JobStatus
 from ninv.store import JobStore
@@ -31,16 +30,13 @@ def new_record(
     batch_max_n: int,
 ) -> JobRecord:
     """The queued job for a parsed request, with a fresh id (uuid4 hex)."""
-    return JobRecord(
-        id=uuid4().hex,
-        owner=owner,
-        status=JobStatus.queued,
-        options=parsed.options,
+    return JobRecord.queued(
+        parsed.options,
         n=parsed.n,
         batch=parsed.batch,
         input_dtype=parsed.input_dtype,
-        created_at=utcnow(),
-        batch_key=batch_key(parsed.options, parsed.n, parsed.batch, batch_max_n=batch_max_n),
+        owner=owner,
+        batch_max_n=batch_max_n,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )

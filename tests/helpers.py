@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import redis
 
-from ninv.jobs import JobRecord, batch_key, utcnow
+from ninv.jobs import JobRecord
 from ninv.queue import enqueue, make_celery
-from ninv.schemas import FINISHED, JobStatus, SolveOptions
+from ninv.schemas import FINISHED, SolveOptions
 from ninv.settings import Settings
 from ninv.store import JobStore
 
@@ -74,19 +74,13 @@ def submit(
     **options: object,
 ) -> JobRecord:
     """Create a job and enqueue it, exactly as the API's POST /invert does."""
-    opts = SolveOptions.model_validate(options)
-    batch = matrix.shape[0] if matrix.ndim == 3 else None
-    n = matrix.shape[-1]
-    job = JobRecord(
-        id=uuid.uuid4().hex,
-        owner=owner,
-        status=JobStatus.queued,
-        options=opts,
-        n=n,
-        batch=batch,
+    job = JobRecord.queued(
+        SolveOptions.model_validate(options),
+        n=matrix.shape[-1],
+        batch=matrix.shape[0] if matrix.ndim == 3 else None,
         input_dtype=str(matrix.dtype),
-        created_at=utcnow(),
-        batch_key=batch_key(opts, n, batch, batch_max_n=settings.batch_max_n),
+        owner=owner,
+        batch_max_n=settings.batch_max_n,
     )
     stored, _ = store.create(job, npy_bytes(matrix))
     if send:

@@ -19,6 +19,11 @@ __all__ = ["celery_app", "get_runner", "get_store"]
 
 log = logging.getLogger(__name__)
 
+# Celery logs two INFO lines per task (received, succeeded); with thousands of small jobs that
+# is much of a short task's cost. The runner logs what matters about each job instead.
+for _name in ("celery.app.trace", "celery.worker.strategy"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
 celery_app = make_celery(get_settings())
 celery_app.conf.include = ["worker.tasks"]
 

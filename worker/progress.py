@@ -1,12 +1,14 @@
-"""Turning a solver's progress ticks into what the store keeps for one job."""
+"""Turning a solver's progress ticks into what the store keeps for one job (no I/O here)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from ninv.jobs import utcnow
 from ninv.schemas import HistoryPoint, Progress, finite
-from ninv.store import JobStore
+from ninv.store import Beat, Heartbeat
+from worker.solver import ProgressPoint
 
 __all__ = ["JobProgress"]
 
@@ -16,29 +18,17 @@ _HISTORY_GROWTH = 10 ** (1 / 50)
 
 
 class JobProgress:
-    """Reports one running job's ticks to the store and learns whether to go on.
+    """One running job's side of the progress protocol.
 
-    Each tick renews the lease, stores the latest progress, appends a log-spaced history point
-    and reads the cancel flag, all in one store call.
+    `beat` turns a solver tick into what one store heartbeat writes (the latest progress and a
+    log-spaced history point); `answer` takes what the store said back (still owned? cancel
+    requested?) and decides whether the job goes on. The runner does the I/O, so that a batch
+    of jobs reports in one store call.
     """
 
-    def __init__(
-        self,
-        store: JobStore,
-        job_id: str,
-        worker: str,
-        *,
-        lease_s: float,
-        max_iter: int,
-        history_max_points: int,
-        timeout_s: float,
-    ) -> None:
-        self._store = store
-        self._job_id = job_id
-        self._worker = worker
-        self._lease_s = lease_s
+    def __init__(self, job_id: str, *, max_iter: int, timeout_s: float) -> None:
+        self.job_id = job_id
         self._max_iter = max_iter
-        self._history_max_points = history_max_points
         self._last_kept_iteration = 0
         self._deadline = time.monotonic() + timeout_s
         self.cancel_requested = False
@@ -46,67 +36,44 @@ class JobProgress:
         self.timed_out = False
 
     def _history_due(self, iteration: int) -> bool:
-        return iteration >= max(
-            self._last_kept_iteration * _HISTORY_GROWTH, 1 + self._last_kept_iteration
-        )
+        last = self._last_kept_iteration
+        return iteration >= max(last * _HISTORY_GROWTH, last + 1)
 
-    def tick(
-        self,
-        *,
-        iteration: int,
-        loss: float | None,
-        residual: float | None,
-        aux_error: float | None,
-        lr: float | None,
-        rate: float | None,
-    ) -> bool:
-        """Report one tick; return False when the job must stop (cancelled, lost, timed out)."""
-        eta = (self._max_iter - iteration) / rate if rate else None
+    def beat(self, point: ProgressPoint) -> Beat:
+        """The store writes of one tick: progress with rate and ETA, maybe a history point."""
+        rate = point.rate
         progress = Progress(
-            iteration=iteration,
+            iteration=point.iteration,
             max_iter=self._max_iter,
-            loss=finite(loss),
-            residual=finite(residual),
-            aux_error=finite(aux_error),
-            lr=lr,
+            loss=finite(point.loss),
+            residual=finite(point.residual),
+            aux_error=finite(point.aux_error),
+            lr=point.lr,
             rate=rate,
-            eta_s=eta,
+            eta_s=(self._max_iter - point.iteration) / rate if rate else None,
             updated_at=utcnow(),
         )
         history = []
-        if self._history_due(iteration):
-            self._last_kept_iteration = iteration
+        if self._history_due(point.iteration):
+            self._last_kept_iteration = point.iteration
             history.append(
                 HistoryPoint(
-                    iteration=iteration,
+                    iteration=point.iteration,
                     loss=progress.loss,
                     residual=progress.residual,
                     aux_error=progress.aux_error,
-                    lr=lr,
+                    lr=point.lr,
                 )
             )
-        beat = self._store.heartbeat(
-            self._job_id,
-            self._worker,
-            self._lease_s,
-            progress=progress,
-            history=history,
-            history_max_points=self._history_max_points,
-        )
-        self.owned = beat.owned
-        self.cancel_requested = beat.cancel_requested
-        self.timed_out = time.monotonic() > self._deadline
-        return beat.owned and not beat.cancel_requested and not self.timed_out
+        return Beat(self.job_id, progress=progress, history=history)
 
-    def final_history(self, points: list[HistoryPoint]) -> None:
-        """Append the solver's own history points that come after the last one reported live."""
-        later = [point for point in points if point.iteration > self._last_kept_iteration]
-        if later:
-            self._store.heartbeat(
-                self._job_id,
-                self._worker,
-                self._lease_s,
-                history=later,
-                history_max_points=self._history_max_points,
-            )
-            self._last_kept_iteration = later[-1].iteration
+    def answer(self, heartbeat: Heartbeat) -> bool:
+        """Take the store's answer; False when the job must stop (cancelled, lost, timed out)."""
+        self.owned = heartbeat.owned
+        self.cancel_requested = heartbeat.cancel_requested
+        self.timed_out = time.monotonic() > self._deadline
+        return self.owned and not self.cancel_requested and not self.timed_out
+
+    def remaining_history(self, points: Sequence[HistoryPoint]) -> list[HistoryPoint]:
+        """The solver's own history points after the last one reported live."""
+        return [point for point in points if point.iteration > self._last_kept_iteration]

@@ -20,7 +20,7 @@ import torch
 from ninv.jobs import JobRecord
 from ninv.schemas import HistoryPoint, JobStatus, MatrixSummary, Summary, finite
 from ninv.settings import Settings
-from ninv.store import JobStore
+from ninv.store import JobStore, Outcome, StoreError
 from worker.progress import JobProgress
 from worker.solver import (
     DEFAULT_MAX_ITER,
@@ -141,7 +141,7 @@ def _history(solution: Solution) -> list[HistoryPoint]:
 
 @dataclass
 class _Running:
-    """One job inside a solve: its record, its progress reporter, whether it is stored yet."""
+    """One job inside a solve: its record, its progress, whether its outcome is stored."""
 
     job: JobRecord
     progress: JobProgress
@@ -162,13 +162,18 @@ class JobRunner:
         """Claim the job (a no-op if finished or held elsewhere), batch it if it can be, solve."""
         job = self._store.claim(job_id, self.worker_id, self._settings.lease_s)
         if job is None:
-            log.info("job %s: nothing to do (finished, or held by a live worker)", job_id)
+            log.debug("job %s: nothing to do (finished, or held by a live worker)", job_id)
             return
-        jobs = [job, *self._gather_compatible(job)]
-        if len(jobs) == 1:
-            self._solve_alone(job)
-        else:
-            self._solve_together(jobs)
+        running = [self._running(j) for j in (job, *self._gather_compatible(job))]
+        try:
+            if len(running) == 1:
+                self._solve_alone(running[0])
+            else:
+                self._solve_together(running)
+        except StoreError:
+            raise  # the store is down: the leases lapse and the jobs run again elsewhere
+        except Exception as exc:
+            self._fail([item for item in running if not item.done], exc)
 
     def _gather_compatible(self, job: JobRecord) -> list[JobRecord]:
         """Claim queued jobs that can share this job's solve, waiting briefly for more."""
@@ -182,102 +187,78 @@ class JobRunner:
                 job.batch_key, self.worker_id, self._settings.lease_s, limit - len(gathered)
             )
             if len(gathered) >= limit or time.monotonic() >= deadline:
+                if len(gathered) > 0:
+                    log.info("solving %d jobs together (%s)", len(gathered) + 1, job.batch_key)
                 return gathered
             time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
 
-    # -- one job ----------------------------------------------------------------------------
+    def _running(self, job: JobRecord) -> _Running:
+        max_iter = job.options.max_iter or DEFAULT_MAX_ITER[job.options.method]
+        progress = JobProgress(job.id, max_iter=max_iter, timeout_s=self._settings.job_timeout_s)
+        return _Running(job, progress)
 
     def _device(self, job: JobRecord) -> str:
         # A job that leaves the device to ninv runs on the worker's own device.
         return self._settings.device if job.options.device == "auto" else job.options.device
 
-    def _max_iter(self, job: JobRecord) -> int:
-        return job.options.max_iter or DEFAULT_MAX_ITER[job.options.method]
+    # -- solving ------------------------------------------------------------------------------
 
-    def _reporter(self, job: JobRecord) -> JobProgress:
-        return JobProgress(
-            self._store,
-            job.id,
-            self.worker_id,
-            lease_s=self._settings.lease_s,
-            max_iter=self._max_iter(job),
-            history_max_points=self._settings.history_max_points,
-            timeout_s=self._settings.job_timeout_s,
+    def _solve_alone(self, item: _Running) -> None:
+        """A job that batches with nothing: one matrix, or a (b, n, n) input of its own."""
+        options = item.job.options
+        solution = invert(
+            self._load(item.job),
+            method=options.method,
+            max_iter=options.max_iter,
+            tol=options.tol,
+            lr_schedule=options.lr_schedule,
+            dtype=options.dtype,
+            device=self._device(item.job),
+            seed=options.seed,
+            aux=options.aux,
+            on_progress=lambda point: self._report([(item, point)])[0],
+            progress_every_s=self._settings.progress_every_s,
+            max_n=self._settings.max_n,
         )
+        self._store_solutions([(item, solution)])
 
-    def _solve_alone(self, job: JobRecord) -> None:
-        progress = self._reporter(job)
+    def _solve_together(self, running: list[_Running]) -> None:
+        """Solve compatible jobs in one batched solve, each with its own options and fate.
 
-        def on_progress(point: ProgressPoint) -> bool:
-            return _tick(progress, point)
-
-        try:
-            matrix = self._load(job)
-            solution = invert(
-                matrix,
-                method=job.options.method,
-                max_iter=job.options.max_iter,
-                tol=job.options.tol,
-                lr_schedule=job.options.lr_schedule,
-                dtype=job.options.dtype,
-                device=self._device(job),
-                seed=job.options.seed,
-                aux=job.options.aux,
-                on_progress=on_progress,
-                progress_every_s=self._settings.progress_every_s,
-                max_n=self._settings.max_n,
-            )
-        except Exception as exc:
-            self._fail(job, exc)
-            return
-        self._store_solution(_Running(job, progress), solution)
-
-    # -- a batch of compatible jobs -----------------------------------------------------------
-
-    def _solve_together(self, jobs: list[JobRecord]) -> None:
-        """Solve compatible jobs in one batched solve, each with its own options and fate."""
-        log.info("solving %d jobs together (%s)", len(jobs), jobs[0].batch_key)
-        running = [_Running(job, self._reporter(job)) for job in jobs]
-        try:
-            matrices = np.stack([self._load(job) for job in jobs])
-        except Exception as exc:
-            for item in running:
-                self._fail(item.job, exc)
-            return
+        Every tick reports all live jobs in one store call; the jobs that stop at a check are
+        stored together, at once, while the others go on.
+        """
+        jobs = [item.job for item in running]
 
         def on_progress(points: Sequence[tuple[int, ProgressPoint]]) -> Collection[int]:
-            return [index for index, point in points if not _tick(running[index].progress, point)]
-
-        def on_item_done(index: int, solution: Solution) -> None:
-            self._store_solution(running[index], solution)
+            goes_on = self._report([(running[index], point) for index, point in points])
+            return [index for (index, _), on in zip(points, goes_on, strict=True) if not on]
 
         first = jobs[0].options
-        try:
-            solve_batch(
-                matrices,
-                [
-                    ItemOptions(
-                        max_iter=job.options.max_iter,
-                        tol=job.options.tol,
-                        lr_schedule=job.options.lr_schedule,
-                        seed=job.options.seed,
-                    )
-                    for job in jobs
-                ],
-                method=first.method,
-                dtype=first.dtype,
-                device=self._device(jobs[0]),
-                aux=first.aux,
-                on_progress=on_progress,
-                on_item_done=on_item_done,
-                progress_every_s=self._settings.progress_every_s,
-            )
-        except Exception as exc:
-            for item in running:
-                if not item.done:
-                    self._fail(item.job, exc)
+        solve_batch(
+            np.stack([self._load(job) for job in jobs]),
+            [
+                ItemOptions(
+                    max_iter=job.options.max_iter,
+                    tol=job.options.tol,
+                    lr_schedule=job.options.lr_schedule,
+                    seed=job.options.seed,
+                )
+                for job in jobs
+            ],
+            method=first.method,
+            dtype=first.dtype,
+            device=self._device(jobs[0]),
+            aux=first.aux,
+            on_progress=on_progress,
+            on_items_done=lambda done: self._store_solutions(
+                [(running[index], solution) for index, solution in done]
+            ),
+            progress_every_s=self._settings.progress_every_s,
+            max_n=self._settings.max_n,
+        )
 
-    # -- storing outcomes ----------------------------------------------------------------------
+    # -- talking to the store -------------------------------------------------------------------
 
     def _load(self, job: JobRecord) -> np.ndarray:
         blob = self._store.load_matrix(job.id)
@@ -285,11 +266,17 @@ class JobRunner:
             raise SolverError(f"job {job.id} has no stored input matrix")
         return _load_npy(blob)
 
-    def _store_solution(self, item: _Running, solution: Solution) -> None:
-        item.done = True
-        if not item.progress.owned:
-            log.warning("job %s: lease lost; its result is not stored", item.job.id)
-            return
+    def _report(self, ticks: Sequence[tuple[_Running, ProgressPoint]]) -> list[bool]:
+        """One store call for a tick of every live job; whether each one goes on."""
+        answers = self._store.heartbeat_many(
+            self.worker_id,
+            self._settings.lease_s,
+            [item.progress.beat(point) for item, point in ticks],
+            history_max_points=self._settings.history_max_points,
+        )
+        return [item.progress.answer(a) for (item, _), a in zip(ticks, answers, strict=True)]
+
+    def _outcome(self, item: _Running, solution: Solution) -> Outcome:
         status, error = JobStatus.succeeded, None
         if item.progress.timed_out:
             status = JobStatus.failed
@@ -299,31 +286,34 @@ class JobRunner:
             )
         elif solution.reason == "cancelled" or item.progress.cancel_requested:
             status = JobStatus.cancelled
-        item.progress.final_history(_history(solution))
-        stored = self._store.finish(
+        return Outcome(
             item.job.id,
-            self.worker_id,
             status=status,
             summary=summarise(solution),
             result=_npy_bytes(solution.inverse),
             error=error,
+            history=item.progress.remaining_history(_history(solution)),
         )
-        if not stored:
-            log.warning("job %s: lease lost before its result was stored", item.job.id)
 
-    def _fail(self, job: JobRecord, exc: BaseException) -> None:
+    def _store_solutions(self, done: Sequence[tuple[_Running, Solution]]) -> None:
+        for item, _ in done:
+            item.done = True
+        mine = [(item, solution) for item, solution in done if item.progress.owned]
+        stored = self._store.finish_many(
+            self.worker_id,
+            [self._outcome(item, solution) for item, solution in mine],
+            history_max_points=self._settings.history_max_points,
+        )
+        lost = [item.job.id for (item, _), ok in zip(mine, stored, strict=True) if not ok]
+        lost += [item.job.id for item, _ in done if not item.progress.owned]
+        if lost:
+            log.warning("lease lost before the result was stored, not stored: %s", lost)
+
+    def _fail(self, items: Sequence[_Running], exc: BaseException) -> None:
         message = _failure_message(exc)
         if not isinstance(exc, SolverError):
-            log.exception("job %s failed", job.id, exc_info=exc)
-        self._store.finish(job.id, self.worker_id, status=JobStatus.failed, error=message)
-
-
-def _tick(progress: JobProgress, point: ProgressPoint) -> bool:
-    return progress.tick(
-        iteration=point.iteration,
-        loss=point.loss,
-        residual=point.residual,
-        aux_error=point.aux_error,
-        lr=point.lr,
-        rate=point.rate,
-    )
+            log.exception("jobs %s failed", [item.job.id for item in items], exc_info=exc)
+        self._store.finish_many(
+            self.worker_id,
+            [Outcome(item.job.id, status=JobStatus.failed, error=message) for item in items],
+        )

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from ninv.settings import Settings
 from ninv.store._base import (
+    Beat,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
     NotFinished,
+    Outcome,
     StoreError,
     StoreUnavailable,
 )
 
 __all__ = [
+    "Beat",
     "Heartbeat",
     "IdempotencyConflict",
     "JobStore",
     "NotFinished",
+    "Outcome",
     "StoreError",
     "StoreUnavailable",
     "open_store",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -11,10 +12,12 @@ from ninv.jobs import JobRecord
 from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
 
 __all__ = [
+    "Beat",
     "Heartbeat",
     "IdempotencyConflict",
     "JobStore",
     "NotFinished",
+    "Outcome",
     "StoreError",
     "StoreUnavailable",
 ]
@@ -51,6 +54,27 @@ class Heartbeat:
 
     owned: bool  # False: the lease was lost (requeued or finished elsewhere); stop working on it
     cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One job's part of a `heartbeat_many` call: its latest progress and new history points."""
+
+    job_id: str
+    progress: Progress | None = None
+    history: list[HistoryPoint] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One job's part of a `finish_many` call: how it ended, and its last history points."""
+
+    job_id: str
+    status: JobStatus
+    summary: Summary | None = None
+    result: bytes | None = None
+    error: str | None = None
+    history: list[HistoryPoint] | None = None
 
 
 class JobStore(Protocol):
@@ -119,7 +143,22 @@ class JobStore(Protocol):
 
         Only while `worker` owns the running job; otherwise change nothing and return owned=False.
         History keeps at most history_max_points points (the oldest beyond that are dropped,
-        except the first).
+        except the first). The same as a one-element `heartbeat_many`.
+        """
+        ...
+
+    def heartbeat_many(
+        self,
+        worker: str,
+        lease_s: float,
+        beats: Sequence[Beat],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[Heartbeat]:
+        """`heartbeat` for many jobs in one atomic step (O(1) round trips); answers in order.
+
+        A job the worker does not own gets owned=False and is left unchanged; the others are
+        still updated.
         """
         ...
 
@@ -132,11 +171,29 @@ class JobStore(Protocol):
         summary: Summary | None = None,
         result: bytes | None = None,
         error: str | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
     ) -> bool:
         """Record a running job's end (succeeded, failed or cancelled) while `worker` owns it.
 
-        Sets finished_at and starts the retention clock. Return False, changing nothing, when the
-        worker no longer owns the job.
+        Sets finished_at and starts the retention clock; appends `history` (capped as by
+        `heartbeat`) in the same atomic step. Return False, changing nothing, when the worker no
+        longer owns the job. Raise ValueError for a status that is not final. The same as a
+        one-element `finish_many`.
+        """
+        ...
+
+    def finish_many(
+        self,
+        worker: str,
+        outcomes: Sequence[Outcome],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[bool]:
+        """`finish` for many jobs in one atomic step (O(1) round trips); answers in order.
+
+        Only the jobs `worker` owns (running) finish; the others are left unchanged (False).
+        Raise ValueError, changing nothing, if any outcome's status is not final.
         """
         ...
 

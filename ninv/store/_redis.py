@@ -16,7 +16,9 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:solve:seconds         hash    method -> their total elapsed_s
 
 Every transition is an optimistic WATCH/MULTI transaction on the job's key, retried on
-conflict, so the API and any number of workers can race on the same job safely. Finished
+conflict, so the API and any number of workers can race on the same job safely. The batch
+transitions (claim_compatible, heartbeat_many, finish_many) are one such transaction over all
+their jobs' keys: WATCH, one read (a read-only Lua script), MULTI ... EXEC. Finished
 jobs' keys (record, blobs, history, idempotency key) get a TTL of retention_s; listing drops
 index entries whose record has expired.
 """
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -40,10 +43,12 @@ from redis.retry import Retry
 from ninv.jobs import JobRecord, utcnow
 from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
 from ninv.store._base import (
+    Beat,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
     NotFinished,
+    Outcome,
     StoreUnavailable,
 )
 from ninv.store._codec import (
@@ -69,6 +74,31 @@ _UNAVAILABLE = (
     ReadOnlyError,
     InvalidResponse,  # something that is not Redis answers at the address
 )
+
+
+# Reads, in one round trip, the records under KEYS[1..n] (n = ARGV[1]) and, for each further
+# key (a history list), its length and first item: what a batched transition needs to decide,
+# after WATCH and before MULTI. Read-only.
+_READ_BATCH = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+    out[#out + 1] = redis.call('GET', KEYS[i])
+end
+for i = n + 1, #KEYS do
+    out[#out + 1] = redis.call('LLEN', KEYS[i])
+    out[#out + 1] = redis.call('LINDEX', KEYS[i], 0)
+end
+return out
+"""
+
+
+@dataclass
+class _History:
+    """A history list as a batched transition sees it: its length and first point."""
+
+    length: int
+    first: bytes | str | None
 
 
 def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -153,23 +183,73 @@ class RedisStore:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _txn(self, keys: Iterable[str], body: Callable[[Pipeline], _T]) -> _T:
-        """Run body under WATCH of keys; body reads, then calls pipe.multi() to write.
+    def _attempt(self, keys: Iterable[str], body: Callable[[Pipeline], _T]) -> _T:
+        """Run body once under WATCH of keys; body reads, then calls pipe.multi() to write.
 
-        Retried from the start when a watched key changed before EXEC.
+        Raise WatchError when a watched key changed before EXEC (nothing was written).
         """
         keys = list(keys)
+        with self._r.pipeline() as pipe:
+            if keys:
+                pipe.watch(*keys)  # type: ignore[no-untyped-call]
+            result = body(pipe)
+            if pipe.explicit_transaction:
+                pipe.execute()
+            return result
+
+    def _txn(self, keys: Iterable[str], body: Callable[[Pipeline], _T]) -> _T:
+        """`_attempt`, retried from the start when a watched key changed before EXEC."""
+        keys = list(keys)
         while True:
-            with self._r.pipeline() as pipe:
-                try:
-                    if keys:
-                        pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    result = body(pipe)
-                    if pipe.explicit_transaction:
-                        pipe.execute()
-                    return result
-                except WatchError:
-                    continue
+            try:
+                return self._attempt(keys, body)
+            except WatchError:
+                continue
+
+    @staticmethod
+    def _read_batch(
+        pipe: Pipeline, job_keys: Sequence[str], history_keys: Sequence[str]
+    ) -> tuple[builtins.list[JobRecord | None], builtins.list[_History]]:
+        """The records of job_keys and the state of history_keys, read in one round trip.
+
+        Call it after WATCH (the pipeline is then in immediate mode, on the watching connection),
+        so that EXEC fails if anything read here changes before it.
+        """
+        if not job_keys and not history_keys:
+            return [], []
+        n = len(job_keys)
+        replies = cast(
+            "list[Any]", pipe.eval(_READ_BATCH, n + len(history_keys), *job_keys, *history_keys, n)
+        )
+        records = [None if raw is None else load_record(raw) for raw in replies[:n]]
+        rest = replies[n:]
+        histories = [_History(int(rest[i]), rest[i + 1]) for i in range(0, len(rest), 2)]
+        return records, histories
+
+    @staticmethod
+    def _owns(job: JobRecord | None, worker: str) -> bool:
+        return job is not None and job.status == JobStatus.running and job.worker == worker
+
+    def _append_history(
+        self, pipe: Pipeline, job_id: str, state: _History, points: Sequence[str], cap: int
+    ) -> None:
+        """Queue the appending of points to a history list (state: as it is before), capped at
+        cap points with the first point kept; update state to what the list becomes."""
+        if not points:
+            return
+        hkey = self._k_history(job_id)
+        first = points[0] if state.length == 0 else state.first
+        pipe.rpush(hkey, *points)
+        length = state.length + len(points)
+        if length > cap:
+            if cap == 1:
+                pipe.ltrim(hkey, 0, 0)
+            else:
+                pipe.ltrim(hkey, -(cap - 1), -1)
+                assert first is not None
+                pipe.lpush(hkey, first)
+            length = cap
+        state.length, state.first = length, first
 
     @staticmethod
     def _read(pipe: Pipeline, key: str) -> JobRecord | None:
@@ -354,62 +434,99 @@ class RedisStore:
 
         return self._txn([] if idem is None else [idem], body)
 
-    def _claim_one(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
+    def _claimed(self, job: JobRecord, worker: str, lease_s: float) -> JobRecord:
+        now = utcnow()
+        return job.model_copy(
+            update={
+                "status": JobStatus.running,
+                "attempts": job.attempts + 1,
+                "worker": worker,
+                "started_at": now,
+                "lease_until": now + timedelta(seconds=lease_s),
+            }
+        )
+
+    def _write_claim(self, pipe: Pipeline, job: JobRecord) -> None:
+        assert job.lease_until is not None
+        pipe.set(self._k_job(job.id), dump_record(job))
+        self._unqueue(pipe, job)
+        pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
+
+    def _heal(self, pipe: Pipeline, job_id: str, job: JobRecord | None) -> None:
+        """Queue the removal from the queued indexes of a job that is not queued."""
+        pipe.zrem(self._k_queued, job_id)
+        if job is not None and job.batch_key is not None:
+            pipe.zrem(self._k_batch(job.batch_key), job_id)
+
+    @_guard
+    def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
         key = self._k_job(job_id)
+        # fast path: a redelivered message for a running or finished job is one GET
+        raw = cast("bytes | None", self._r.get(key))
+        if raw is None or load_record(raw).status != JobStatus.queued:
+            return None
 
         def body(pipe: Pipeline) -> JobRecord | None:
             job = self._read(pipe, key)
             if job is None or job.status != JobStatus.queued:
-                pipe.multi()  # heal the queued indexes of a job that is not queued
-                pipe.zrem(self._k_queued, job_id)
-                if job is not None and job.batch_key is not None:
-                    pipe.zrem(self._k_batch(job.batch_key), job_id)
+                pipe.multi()
+                self._heal(pipe, job_id, job)
                 return None
-            now = utcnow()
-            job = job.model_copy(
-                update={
-                    "status": JobStatus.running,
-                    "attempts": job.attempts + 1,
-                    "worker": worker,
-                    "started_at": now,
-                    "lease_until": now + timedelta(seconds=lease_s),
-                }
-            )
-            assert job.lease_until is not None
+            job = self._claimed(job, worker, lease_s)
             pipe.multi()
-            pipe.set(key, dump_record(job))
-            self._unqueue(pipe, job)
-            pipe.zadd(self._k_running, {job_id: to_us(job.lease_until)})
+            self._write_claim(pipe, job)
             return job
 
         return self._txn([key], body)
 
     @_guard
-    def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
-        return self._claim_one(job_id, worker, lease_s)
-
-    @_guard
     def claim_compatible(
         self, batch_key: str, worker: str, lease_s: float, limit: int
     ) -> builtins.list[JobRecord]:
+        """Claim the oldest queued jobs of batch_key: one transaction for all of them (more only
+        when some candidates turn out not to be queued, or another worker took them first)."""
         claimed: list[JobRecord] = []
         seen: set[str] = set()
         while len(claimed) < limit:
             want = limit - len(claimed)
+            # the index normally holds only queued jobs (every transition keeps it up to date),
+            # so the first `want` are the ones to take; every watched key is one we need
             raw = cast(
                 "list[bytes]",
-                self._r.zrange(self._k_batch(batch_key), 0, len(seen) + 2 * want + 8),
+                self._r.zrange(self._k_batch(batch_key), 0, len(seen) + want - 1),
             )
-            candidates = [m.decode() for m in raw if m.decode() not in seen]
+            candidates = [job_id for job_id in (m.decode() for m in raw) if job_id not in seen]
+            candidates = candidates[:want]
             if not candidates:
                 break
-            for job_id in candidates:
-                seen.add(job_id)
-                job = self._claim_one(job_id, worker, lease_s)
-                if job is not None:
-                    claimed.append(job)
-                    if len(claimed) >= limit:
-                        break
+            keys = [self._k_job(job_id) for job_id in candidates]
+
+            def body(
+                pipe: Pipeline, candidates: list[str] = candidates, keys: list[str] = keys,
+                want: int = want,
+            ) -> tuple[list[JobRecord], list[str]]:  # fmt: skip
+                records, _ = self._read_batch(pipe, keys, [])
+                taken: list[JobRecord] = []
+                examined: list[str] = []
+                pipe.multi()
+                for job_id, job in zip(candidates, records, strict=True):
+                    if job is None or job.status != JobStatus.queued:
+                        self._heal(pipe, job_id, job)
+                    elif len(taken) < want:
+                        job = self._claimed(job, worker, lease_s)
+                        self._write_claim(pipe, job)
+                        taken.append(job)
+                    else:
+                        continue
+                    examined.append(job_id)
+                return taken, examined
+
+            try:
+                taken, examined = self._attempt(keys, body)
+            except WatchError:
+                continue  # another worker got there first: look at the queue again
+            claimed += taken
+            seen.update(examined)
         return claimed
 
     @_guard
@@ -423,38 +540,53 @@ class RedisStore:
         history: builtins.list[HistoryPoint] | None = None,
         history_max_points: int = 500,
     ) -> Heartbeat:
-        key, hkey = self._k_job(job_id), self._k_history(job_id)
-        points = [p.model_dump_json() for p in history or []]
+        beat = Beat(job_id, progress=progress, history=history)
+        cap = history_max_points
+        return self.heartbeat_many(worker, lease_s, [beat], history_max_points=cap)[0]
+
+    @_guard
+    def heartbeat_many(
+        self,
+        worker: str,
+        lease_s: float,
+        beats: Sequence[Beat],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[Heartbeat]:
+        if not beats:
+            return []
         cap = max(1, history_max_points)
+        ids = list(dict.fromkeys(beat.job_id for beat in beats))
+        with_history = list(dict.fromkeys(beat.job_id for beat in beats if beat.history))
+        job_keys = [self._k_job(job_id) for job_id in ids]
+        history_keys = [self._k_history(job_id) for job_id in with_history]
+        points = [[p.model_dump_json() for p in beat.history or []] for beat in beats]
 
-        def body(pipe: Pipeline) -> Heartbeat:
-            job = self._read(pipe, key)
-            if job is None or job.status != JobStatus.running or job.worker != worker:
-                return Heartbeat(owned=False, cancel_requested=bool(job and job.cancel_requested))
-            update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
-            if progress is not None:
-                update["progress"] = progress
-            job = job.model_copy(update=update)
-            assert job.lease_until is not None
-            first: bytes | str | None = None
-            if points:
-                length = pipe.llen(hkey)
-                if length + len(points) > cap:
-                    first = points[0] if length == 0 else cast("bytes", pipe.lindex(hkey, 0))
+        def body(pipe: Pipeline) -> list[Heartbeat]:
+            records, states = self._read_batch(pipe, job_keys, history_keys)
+            jobs = dict(zip(ids, records, strict=True))
+            histories = dict(zip(with_history, states, strict=True))
+            answers: list[Heartbeat] = []
             pipe.multi()
-            pipe.set(key, dump_record(job))
-            pipe.zadd(self._k_running, {job_id: to_us(job.lease_until)})
-            if points:
-                pipe.rpush(hkey, *points)
-                if first is not None:
-                    if cap == 1:
-                        pipe.ltrim(hkey, 0, 0)
-                    else:
-                        pipe.ltrim(hkey, -(cap - 1), -1)
-                        pipe.lpush(hkey, first)
-            return Heartbeat(owned=True, cancel_requested=job.cancel_requested)
+            for beat, new_points in zip(beats, points, strict=True):
+                job = jobs[beat.job_id]
+                if job is None or not self._owns(job, worker):
+                    cancel = bool(job and job.cancel_requested)
+                    answers.append(Heartbeat(owned=False, cancel_requested=cancel))
+                    continue
+                update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
+                if beat.progress is not None:
+                    update["progress"] = beat.progress
+                job = jobs[beat.job_id] = job.model_copy(update=update)
+                assert job.lease_until is not None
+                pipe.set(self._k_job(job.id), dump_record(job))
+                pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
+                if new_points:
+                    self._append_history(pipe, job.id, histories[job.id], new_points, cap)
+                answers.append(Heartbeat(owned=True, cancel_requested=job.cancel_requested))
+            return answers
 
-        return self._txn([key, hkey], body)
+        return self._txn([*job_keys, *history_keys], body)
 
     @_guard
     def finish(
@@ -466,34 +598,67 @@ class RedisStore:
         summary: Summary | None = None,
         result: bytes | None = None,
         error: str | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
     ) -> bool:
-        if status not in FINISHED:
-            raise ValueError(f"finish needs a final status, not {status}")
-        key = self._k_job(job_id)
+        outcome = Outcome(
+            job_id, status=status, summary=summary, result=result, error=error, history=history
+        )
+        return self.finish_many(worker, [outcome], history_max_points=history_max_points)[0]
 
-        def body(pipe: Pipeline) -> bool:
-            job = self._read(pipe, key)
-            if job is None or job.status != JobStatus.running or job.worker != worker:
-                return False
-            job = job.model_copy(
-                update={
-                    "status": status,
-                    "summary": summary,
-                    "error": error,
-                    "finished_at": utcnow(),
-                    "lease_until": None,
-                }
-            )
+    @_guard
+    def finish_many(
+        self,
+        worker: str,
+        outcomes: Sequence[Outcome],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[bool]:
+        for outcome in outcomes:
+            if outcome.status not in FINISHED:
+                raise ValueError(f"finish needs a final status, not {outcome.status}")
+        if not outcomes:
+            return []
+        cap = max(1, history_max_points)
+        ids = list(dict.fromkeys(outcome.job_id for outcome in outcomes))
+        with_history = list(dict.fromkeys(o.job_id for o in outcomes if o.history))
+        job_keys = [self._k_job(job_id) for job_id in ids]
+        history_keys = [self._k_history(job_id) for job_id in with_history]
+        points = [[p.model_dump_json() for p in outcome.history or []] for outcome in outcomes]
+
+        def body(pipe: Pipeline) -> list[bool]:
+            records, states = self._read_batch(pipe, job_keys, history_keys)
+            jobs = dict(zip(ids, records, strict=True))
+            histories = dict(zip(with_history, states, strict=True))
+            answers: list[bool] = []
             pipe.multi()
-            if result is not None:
-                pipe.set(self._k_result(job_id), result)
-            self._end(pipe, job)
-            if summary is not None:
-                pipe.hincrby(f"{self._p}:solve:count", summary.method, 1)
-                pipe.hincrbyfloat(f"{self._p}:solve:seconds", summary.method, summary.elapsed_s)
-            return True
+            for outcome, new_points in zip(outcomes, points, strict=True):
+                job = jobs[outcome.job_id]
+                if job is None or not self._owns(job, worker):
+                    answers.append(False)
+                    continue
+                job = jobs[outcome.job_id] = job.model_copy(
+                    update={
+                        "status": outcome.status,
+                        "summary": outcome.summary,
+                        "error": outcome.error,
+                        "finished_at": utcnow(),
+                        "lease_until": None,
+                    }
+                )
+                if outcome.result is not None:
+                    pipe.set(self._k_result(job.id), outcome.result)
+                if new_points:  # before _end, which sets the history's TTL
+                    self._append_history(pipe, job.id, histories[job.id], new_points, cap)
+                self._end(pipe, job)
+                summary = outcome.summary
+                if summary is not None:
+                    pipe.hincrby(f"{self._p}:solve:count", summary.method, 1)
+                    pipe.hincrbyfloat(f"{self._p}:solve:seconds", summary.method, summary.elapsed_s)
+                answers.append(True)
+            return answers
 
-        return self._txn([key], body)
+        return self._txn([*job_keys, *history_keys], body)
 
     @_guard
     def request_cancel(self, job_id: str) -> JobRecord:

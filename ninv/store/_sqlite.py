@@ -11,7 +11,7 @@ import builtins
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,10 +20,12 @@ from typing import Any, ParamSpec, TypeVar
 from ninv.jobs import JobRecord, utcnow
 from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
 from ninv.store._base import (
+    Beat,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
     NotFinished,
+    Outcome,
     StoreUnavailable,
 )
 from ninv.store._codec import (
@@ -357,6 +359,37 @@ class SqliteStore:
             ).fetchall()
             return [self._claim_row(conn, load_record(row[0]), worker, lease_s) for row in rows]
 
+    @staticmethod
+    def _owned(conn: sqlite3.Connection, job_id: str, worker: str) -> tuple[JobRecord | None, bool]:
+        job = SqliteStore._row_job(conn, job_id)
+        owned = job is not None and job.status == JobStatus.running and job.worker == worker
+        return job, owned
+
+    @staticmethod
+    def _append_history(
+        conn: sqlite3.Connection, job_id: str, history: Sequence[HistoryPoint], cap: int
+    ) -> None:
+        """Append points to a job's history, keeping the first point and the newest cap - 1."""
+        if not history:
+            return
+        row = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM history WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        start = int(row[0]) + 1
+        conn.executemany(
+            "INSERT INTO history (job_id, seq, point) VALUES (?, ?, ?)",
+            [(job_id, start + i, p.model_dump_json()) for i, p in enumerate(history)],
+        )
+        count, first = conn.execute(
+            "SELECT count(*), min(seq) FROM history WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        if int(count) > cap:
+            conn.execute(
+                "DELETE FROM history WHERE job_id = ? AND seq > ? AND seq NOT IN"
+                " (SELECT seq FROM history WHERE job_id = ? ORDER BY seq DESC LIMIT ?)",
+                (job_id, first, job_id, cap - 1),
+            )
+
     @_guard
     def heartbeat(
         self,
@@ -368,39 +401,38 @@ class SqliteStore:
         history: builtins.list[HistoryPoint] | None = None,
         history_max_points: int = 500,
     ) -> Heartbeat:
+        beat = Beat(job_id, progress=progress, history=history)
+        cap = history_max_points
+        return self.heartbeat_many(worker, lease_s, [beat], history_max_points=cap)[0]
+
+    @_guard
+    def heartbeat_many(
+        self,
+        worker: str,
+        lease_s: float,
+        beats: Sequence[Beat],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[Heartbeat]:
+        if not beats:
+            return []
         cap = max(1, history_max_points)
+        answers: list[Heartbeat] = []
         with self._write() as conn:
-            job = self._row_job(conn, job_id)
-            if job is None or job.status != JobStatus.running or job.worker != worker:
-                return Heartbeat(owned=False, cancel_requested=bool(job and job.cancel_requested))
-            update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
-            if progress is not None:
-                update["progress"] = progress
-            job = job.model_copy(update=update)
-            self._save(conn, job)
-            if history:
-                row = conn.execute(
-                    "SELECT coalesce(max(seq), 0) FROM history WHERE job_id = ?", (job_id,)
-                ).fetchone()
-                start = int(row[0]) + 1
-                conn.executemany(
-                    "INSERT INTO history (job_id, seq, point) VALUES (?, ?, ?)",
-                    [(job_id, start + i, p.model_dump_json()) for i, p in enumerate(history)],
-                )
-                seqs = [
-                    int(r[0])
-                    for r in conn.execute(
-                        "SELECT seq FROM history WHERE job_id = ? ORDER BY seq", (job_id,)
-                    )
-                ]
-                if len(seqs) > cap:
-                    # keep the first point and the newest cap - 1
-                    first_kept = seqs[len(seqs) - (cap - 1)] if cap > 1 else seqs[-1] + 1
-                    conn.execute(
-                        "DELETE FROM history WHERE job_id = ? AND seq > ? AND seq < ?",
-                        (job_id, seqs[0], first_kept),
-                    )
-            return Heartbeat(owned=True, cancel_requested=job.cancel_requested)
+            for beat in beats:
+                job, owned = self._owned(conn, beat.job_id, worker)
+                if job is None or not owned:
+                    cancel = bool(job and job.cancel_requested)
+                    answers.append(Heartbeat(owned=False, cancel_requested=cancel))
+                    continue
+                update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
+                if beat.progress is not None:
+                    update["progress"] = beat.progress
+                job = job.model_copy(update=update)
+                self._save(conn, job)
+                self._append_history(conn, job.id, beat.history or [], cap)
+                answers.append(Heartbeat(owned=True, cancel_requested=job.cancel_requested))
+        return answers
 
     @_guard
     def finish(
@@ -412,36 +444,61 @@ class SqliteStore:
         summary: Summary | None = None,
         result: bytes | None = None,
         error: str | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
     ) -> bool:
-        if status not in FINISHED:
-            raise ValueError(f"finish needs a final status, not {status}")
+        outcome = Outcome(
+            job_id, status=status, summary=summary, result=result, error=error, history=history
+        )
+        return self.finish_many(worker, [outcome], history_max_points=history_max_points)[0]
+
+    @_guard
+    def finish_many(
+        self,
+        worker: str,
+        outcomes: Sequence[Outcome],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[bool]:
+        for outcome in outcomes:
+            if outcome.status not in FINISHED:
+                raise ValueError(f"finish needs a final status, not {outcome.status}")
+        if not outcomes:
+            return []
+        cap = max(1, history_max_points)
+        answers: list[bool] = []
         with self._write() as conn:
-            job = self._row_job(conn, job_id)
-            if job is None or job.status != JobStatus.running or job.worker != worker:
-                return False
-            job = job.model_copy(
-                update={
-                    "status": status,
-                    "summary": summary,
-                    "error": error,
-                    "finished_at": utcnow(),
-                    "lease_until": None,
-                }
-            )
-            self._save(conn, job)
-            if result is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'result', ?)",
-                    (job_id, result),
+            for outcome in outcomes:
+                job, owned = self._owned(conn, outcome.job_id, worker)
+                if job is None or not owned:
+                    answers.append(False)
+                    continue
+                job = job.model_copy(
+                    update={
+                        "status": outcome.status,
+                        "summary": outcome.summary,
+                        "error": outcome.error,
+                        "finished_at": utcnow(),
+                        "lease_until": None,
+                    }
                 )
-            if summary is not None:
-                conn.execute(
-                    "INSERT INTO stats (method, count, total_s) VALUES (?, 1, ?)"
-                    " ON CONFLICT (method) DO UPDATE SET count = count + 1,"
-                    " total_s = total_s + excluded.total_s",
-                    (summary.method, summary.elapsed_s),
-                )
-            return True
+                self._save(conn, job)
+                if outcome.result is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'result', ?)",
+                        (job.id, outcome.result),
+                    )
+                self._append_history(conn, job.id, outcome.history or [], cap)
+                summary = outcome.summary
+                if summary is not None:
+                    conn.execute(
+                        "INSERT INTO stats (method, count, total_s) VALUES (?, 1, ?)"
+                        " ON CONFLICT (method) DO UPDATE SET count = count + 1,"
+                        " total_s = total_s + excluded.total_s",
+                        (summary.method, summary.elapsed_s),
+                    )
+                answers.append(True)
+        return answers
 
     @_guard
     def request_cancel(self, job_id: str) -> JobRecord:

@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,10 +19,12 @@ import redis
 from ninv.jobs import JobRecord, utcnow
 from ninv.schemas import HistoryPoint, JobStatus, Progress, SolveOptions, Summary
 from ninv.store import (
+    Beat,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
     NotFinished,
+    Outcome,
     StoreUnavailable,
 )
 from ninv.store._redis import RedisStore
@@ -281,6 +284,70 @@ def test_claim_compatible_race_threads(store: JobStore) -> None:
     assert sorted(everything) == sorted(j.id for j in jobs)
 
 
+def test_claim_compatible_oldest_first_and_limit(store: JobStore) -> None:
+    jobs = [add(store, batch_key="A") for _ in range(40)]
+    others = [add(store, batch_key="B") for _ in range(3)]
+    for job in jobs[5:10]:  # not queued any more: skipped
+        store.request_cancel(job.id)
+    assert store.claim(jobs[12].id, "w0", LEASE) is not None
+    got = store.claim_compatible("A", "w1", LEASE, limit=20)
+    expected = [j.id for j in jobs[:5] + jobs[10:12] + jobs[13:26]]
+    assert [j.id for j in got] == expected
+    assert all((j.status, j.worker, j.attempts) == (JobStatus.running, "w1", 1) for j in got)
+    assert [store.get(j.id) for j in got] == got
+    got = store.claim_compatible("A", "w2", LEASE, limit=100)
+    assert [j.id for j in got] == [j.id for j in jobs[26:]]
+    assert store.claim_compatible("A", "w2", LEASE, limit=100) == []
+    assert store.claim_compatible("B", "w2", LEASE, limit=0) == []
+    assert store.queued_ids() == [j.id for j in others]
+
+
+def test_claim_compatible_race_many(store: JobStore) -> None:
+    jobs = [add(store, batch_key="K") for _ in range(120)]
+    claimed: list[list[str]] = []
+    barrier = threading.Barrier(6)
+
+    def racer(name: str, limit: int) -> None:
+        barrier.wait()
+        mine: list[str] = []
+        while batch := store.claim_compatible("K", name, LEASE, limit=limit):
+            assert len(batch) <= limit
+            mine += [j.id for j in batch]
+        claimed.append(mine)
+
+    threads = [
+        threading.Thread(target=racer, args=(f"w{i}", limit))
+        for i, limit in enumerate((1, 3, 7, 16, 32, 64))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [job_id for mine in claimed for job_id in mine]
+    assert Counter(everything).most_common(1)[0][1] == 1  # nobody claimed a job twice
+    assert sorted(everything) == sorted(j.id for j in jobs)
+    for job in jobs:
+        got = store.get(job.id)
+        assert got is not None
+        assert (got.status, got.attempts) == (JobStatus.running, 1)
+    assert store.queued_ids() == []
+
+
+def test_claim_not_queued_is_none(store: JobStore) -> None:
+    done, running, queued = add(store), add(store), add(store)
+    run_to_end(store, done)
+    assert store.claim(running.id, "w1", LEASE) is not None
+    assert store.claim(done.id, "w2", LEASE) is None
+    assert store.claim(running.id, "w2", LEASE) is None
+    assert store.claim("nope", "w2", LEASE) is None
+    got = store.get(running.id)
+    assert got is not None
+    assert (got.worker, got.attempts) == ("w1", 1)
+    claimed = store.claim(queued.id, "w2", LEASE)
+    assert claimed is not None
+    assert (claimed.status, claimed.worker) == (JobStatus.running, "w2")
+
+
 # -- heartbeat, finish ----------------------------------------------------------------------
 
 
@@ -337,6 +404,102 @@ def test_history_cap_keeps_first(store: JobStore) -> None:
     assert [p.iteration for p in store.history(other.id)] == [0, 8, 9]
 
 
+def test_heartbeat_many(store: JobStore) -> None:
+    mine = [add(store) for _ in range(4)]
+    theirs, queued, done = add(store), add(store), add(store)
+    for job in mine:
+        assert store.claim(job.id, "w1", 5.0) is not None
+    assert store.claim(theirs.id, "w2", 5.0) is not None
+    assert store.claim(done.id, "w1", LEASE) is not None
+    assert store.finish(done.id, "w1", status=JobStatus.succeeded)
+    store.request_cancel(mine[2].id)
+    store.request_cancel(theirs.id)
+    before = {j.id: store.get(j.id) for j in (theirs, queued, done)}
+    progress = Progress(
+        iteration=3, max_iter=100, loss=0.5, residual=0.25, rate=10.0, updated_at=utcnow()
+    )
+    beats = [
+        Beat(mine[0].id, progress=progress, history=[point(0), point(1)]),
+        Beat(theirs.id, progress=progress, history=[point(0)]),
+        Beat(mine[1].id),
+        Beat(queued.id, history=[point(0)]),
+        Beat(mine[2].id, history=[point(5)]),
+        Beat("nope", progress=progress),
+        Beat(done.id, history=[point(0)]),
+        Beat(mine[3].id, progress=progress),
+    ]
+    answers = store.heartbeat_many("w1", 60.0, beats)
+    assert answers == [
+        Heartbeat(owned=True, cancel_requested=False),
+        Heartbeat(owned=False, cancel_requested=True),
+        Heartbeat(owned=True, cancel_requested=False),
+        Heartbeat(owned=False, cancel_requested=False),
+        Heartbeat(owned=True, cancel_requested=True),
+        Heartbeat(owned=False, cancel_requested=False),
+        Heartbeat(owned=False, cancel_requested=False),
+        Heartbeat(owned=True, cancel_requested=False),
+    ]
+    soon = utcnow() + timedelta(seconds=30)
+    for job, want_progress in ((mine[0], progress), (mine[1], None), (mine[3], progress)):
+        got = store.get(job.id)
+        assert got is not None
+        assert got.progress == want_progress
+        assert got.lease_until is not None
+        assert got.lease_until > soon
+    assert store.history(mine[0].id) == [point(0), point(1)]
+    assert store.history(mine[1].id) == []
+    assert store.history(mine[2].id) == [point(5)]
+    for job_id, record in before.items():
+        assert store.get(job_id) == record  # untouched
+        assert store.history(job_id) == []
+    assert store.heartbeat_many("w1", LEASE, []) == []
+
+    # the leases were renewed: none of them expires now, the others' would
+    assert store.recover_expired(utcnow() + timedelta(seconds=10), max_attempts=5) == (
+        [],
+        [theirs.id],
+    )
+
+
+def test_heartbeat_many_history_cap(store: JobStore) -> None:
+    a, b = add(store), add(store)
+    for job in (a, b):
+        assert store.claim(job.id, "w1", LEASE) is not None
+    store.heartbeat_many(
+        "w1",
+        LEASE,
+        [Beat(a.id, history=[point(i) for i in range(4)]), Beat(b.id, history=[point(0)])],
+        history_max_points=5,
+    )
+    assert [p.iteration for p in store.history(a.id)] == [0, 1, 2, 3]
+    for i in range(4, 20, 2):
+        answers = store.heartbeat_many(
+            "w1",
+            LEASE,
+            [Beat(a.id, history=[point(i), point(i + 1)]), Beat(b.id, history=[point(i)])],
+            history_max_points=5,
+        )
+        assert [x.owned for x in answers] == [True, True]
+    assert [p.iteration for p in store.history(a.id)] == [0, 16, 17, 18, 19]
+    assert [p.iteration for p in store.history(b.id)] == [0, 12, 14, 16, 18]
+    store.heartbeat_many(
+        "w1", LEASE, [Beat(b.id, history=[point(i) for i in range(20, 30)])], history_max_points=1
+    )
+    assert [p.iteration for p in store.history(b.id)] == [0]
+
+    # the same job twice in one call: both beats apply, in order
+    c = add(store)
+    assert store.claim(c.id, "w1", LEASE) is not None
+    answers = store.heartbeat_many(
+        "w1",
+        LEASE,
+        [Beat(c.id, history=[point(0), point(1)]), Beat(c.id, history=[point(2), point(3)])],
+        history_max_points=3,
+    )
+    assert answers == [Heartbeat(owned=True, cancel_requested=False)] * 2
+    assert [p.iteration for p in store.history(c.id)] == [0, 2, 3]
+
+
 def test_finish(store: JobStore) -> None:
     job = add(store)
     assert not store.finish(job.id, "w1", status=JobStatus.succeeded)  # not running
@@ -367,6 +530,121 @@ def test_finish(store: JobStore) -> None:
 
     with pytest.raises(ValueError):
         store.finish(failed.id, "w1", status=JobStatus.running)
+
+
+def test_finish_with_history(store: JobStore) -> None:
+    job = add(store)
+    assert store.claim(job.id, "w1", LEASE) is not None
+    store.heartbeat(job.id, "w1", LEASE, history=[point(i) for i in range(3)])
+    assert not store.finish(job.id, "w2", status=JobStatus.succeeded, history=[point(9)])
+    assert store.history(job.id) == [point(0), point(1), point(2)]
+    assert store.finish(
+        job.id,
+        "w1",
+        status=JobStatus.succeeded,
+        result=RESULT,
+        history=[point(i) for i in range(3, 7)],
+        history_max_points=4,
+    )
+    assert [p.iteration for p in store.history(job.id)] == [0, 4, 5, 6]
+    got = store.get(job.id)
+    assert got is not None
+    assert got.status == JobStatus.succeeded
+    fresh = add(store)  # no history yet: the first point given is the one kept
+    assert store.claim(fresh.id, "w1", LEASE) is not None
+    assert store.finish(
+        fresh.id,
+        "w1",
+        status=JobStatus.failed,
+        error="x",
+        history=[point(i) for i in range(10)],
+        history_max_points=3,
+    )
+    assert [p.iteration for p in store.history(fresh.id)] == [0, 8, 9]
+
+
+def test_finish_many(store: JobStore) -> None:
+    assert store.solve_time_totals() == {}
+    a, b, c = add(store), add(store), add(store)
+    theirs, queued, done = add(store), add(store), add(store)
+    for job in (a, b, c, done):
+        assert store.claim(job.id, "w1", LEASE) is not None
+    assert store.claim(theirs.id, "w2", LEASE) is not None
+    assert store.finish(done.id, "w1", status=JobStatus.failed, error="earlier")
+    store.heartbeat(a.id, "w1", LEASE, history=[point(0), point(1)])
+    before = {j.id: store.get(j.id) for j in (theirs, queued, done)}
+    start = utcnow()
+    outcomes = [
+        Outcome(
+            a.id,
+            status=JobStatus.succeeded,
+            summary=summary("adam", 1.5),
+            result=RESULT,
+            history=[point(2), point(3), point(4)],
+        ),
+        Outcome(theirs.id, status=JobStatus.succeeded, summary=summary(), result=b"bad"),
+        Outcome(b.id, status=JobStatus.failed, summary=summary("cg", 0.5), error="singular"),
+        Outcome(queued.id, status=JobStatus.cancelled, history=[point(0)]),
+        Outcome("nope", status=JobStatus.succeeded),
+        Outcome(done.id, status=JobStatus.succeeded, summary=summary(), result=b"bad"),
+        Outcome(c.id, status=JobStatus.cancelled, summary=summary("adam", 2.25)),
+        Outcome(c.id, status=JobStatus.failed, error="twice"),  # already finished just above
+    ]
+    assert store.finish_many("w1", outcomes, history_max_points=4) == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    got_a, got_b, got_c = store.get(a.id), store.get(b.id), store.get(c.id)
+    assert got_a is not None and got_b is not None and got_c is not None
+    assert (got_a.status, got_a.summary, got_a.error) == (
+        JobStatus.succeeded,
+        summary("adam", 1.5),
+        None,
+    )
+    assert (got_b.status, got_b.error) == (JobStatus.failed, "singular")
+    assert (got_c.status, got_c.error) == (JobStatus.cancelled, None)
+    for got in (got_a, got_b, got_c):
+        assert got.finished_at is not None
+        assert got.finished_at >= start
+        assert got.lease_until is None
+    assert store.load_result(a.id) == RESULT
+    assert store.load_result(b.id) is None
+    assert [p.iteration for p in store.history(a.id)] == [0, 2, 3, 4]
+    for job_id, record in before.items():
+        assert store.get(job_id) == record  # untouched
+        assert store.load_result(job_id) is None
+        assert store.history(job_id) == []
+    totals = store.solve_time_totals()
+    assert totals.keys() == {"adam", "cg"}
+    assert totals["adam"][0] == 2
+    assert totals["adam"][1] == pytest.approx(3.75)
+    assert totals["cg"][0] == 1
+    assert totals["cg"][1] == pytest.approx(0.5)
+    counts = store.count_by_status()
+    assert counts[JobStatus.running] == 1
+    assert counts[JobStatus.queued] == 1
+    assert store.finish_many("w1", []) == []
+
+    # a status that is not final: ValueError, and nothing changes
+    d = add(store)
+    assert store.claim(d.id, "w1", LEASE) is not None
+    with pytest.raises(ValueError):
+        store.finish_many(
+            "w1",
+            [
+                Outcome(d.id, status=JobStatus.succeeded),
+                Outcome(theirs.id, status=JobStatus.running),
+            ],
+        )
+    got_d = store.get(d.id)
+    assert got_d is not None
+    assert got_d.status == JobStatus.running
 
 
 # -- cancel, delete -------------------------------------------------------------------------
@@ -555,6 +833,90 @@ def test_redis_ttl_on_finished(redis_store: RedisStore, redis_prefix: str) -> No
         assert redis_store.purge_expired(utcnow()) == 0
     finally:
         client.close()
+
+
+def test_redis_finish_many_ttl(redis_store: RedisStore, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        jobs = [add(redis_store, idempotency_key=f"k{i}", request_hash="h") for i in range(3)]
+        for job in jobs:
+            assert redis_store.claim(job.id, "w", LEASE) is not None
+        redis_store.heartbeat_many("w", LEASE, [Beat(j.id, history=[point(0)]) for j in jobs])
+        assert client.ttl(f"{redis_prefix}:history:{jobs[0].id}") == -1
+        assert redis_store.finish_many(
+            "w",
+            [
+                Outcome(jobs[0].id, status=JobStatus.succeeded, result=RESULT),
+                Outcome(jobs[1].id, status=JobStatus.failed, error="x", history=[point(1)]),
+            ],
+        ) == [True, True]
+        new_history = add(redis_store)  # history created by the finish itself
+        assert redis_store.claim(new_history.id, "w", LEASE) is not None
+        assert redis_store.finish_many(
+            "w", [Outcome(new_history.id, status=JobStatus.cancelled, history=[point(0)])]
+        ) == [True]
+        keys = [
+            f"{redis_prefix}:{kind}:{job.id}"
+            for job in (*jobs[:2], new_history)
+            for kind in ("job", "matrix", "history")
+        ]
+        keys += [
+            f"{redis_prefix}:result:{jobs[0].id}",
+            f"{redis_prefix}:idem:alice:k0",
+            f"{redis_prefix}:idem:alice:k1",
+        ]
+        for key in keys:
+            ttl = int(client.ttl(key))
+            assert 0 < ttl <= RETENTION_S, key
+        for key in (f"{redis_prefix}:job:{jobs[2].id}", f"{redis_prefix}:history:{jobs[2].id}"):
+            assert client.ttl(key) == -1, key  # still running: no TTL
+        assert redis_store.count_by_status()[JobStatus.running] == 1
+    finally:
+        client.close()
+
+
+class _CountingPipelines:
+    """Wraps a redis client, counting the transactions (pipelines) opened on it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.pipelines = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.client, name)
+
+    def pipeline(self, *args: object, **kwargs: object) -> object:
+        self.pipelines += 1
+        return self.client.pipeline(*args, **kwargs)
+
+
+def test_redis_batches_are_one_transaction(redis_store: RedisStore) -> None:
+    jobs = [add(redis_store, batch_key="B") for _ in range(50)]
+    counting = _CountingPipelines(redis_store._r)
+    redis_store._r = counting  # type: ignore[assignment]
+    try:
+        claimed = redis_store.claim_compatible("B", "w", LEASE, limit=50)
+        assert len(claimed) == 50
+        assert counting.pipelines == 1
+        answers = redis_store.heartbeat_many(
+            "w", LEASE, [Beat(j.id, history=[point(0), point(1)]) for j in jobs]
+        )
+        assert all(a.owned for a in answers)
+        assert counting.pipelines == 2
+        results = redis_store.finish_many(
+            "w", [Outcome(j.id, status=JobStatus.succeeded, history=[point(2)]) for j in jobs]
+        )
+        assert all(results)
+        assert counting.pipelines == 3
+        # claim fast path: a job that is not queued costs one GET, no transaction
+        assert redis_store.claim(jobs[0].id, "w2", LEASE) is None
+        assert redis_store.claim("nope", "w2", LEASE) is None
+        assert counting.pipelines == 3
+        fresh = add(redis_store)
+        assert redis_store.claim(fresh.id, "w2", LEASE) is not None
+    finally:
+        redis_store._r = counting.client
+    assert redis_store.history(jobs[7].id) == [point(0), point(1), point(2)]
 
 
 def test_redis_unreachable() -> None:

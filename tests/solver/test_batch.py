@@ -53,7 +53,7 @@ def test_items_with_their_own_options_equal_solving_alone() -> None:
         ITEMS,
         dtype="float64",
         device="cpu",
-        on_item_done=lambda i, s: done.append((i, int(s.iterations))),  # type: ignore[arg-type]
+        on_items_done=lambda stopped: done.extend((i, int(s.iterations)) for i, s in stopped),  # type: ignore[arg-type]
     )
     assert len(sols) == len(ITEMS)
     for x, opt, sol in zip(xs, ITEMS, sols, strict=True):

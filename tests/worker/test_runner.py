@@ -13,7 +13,8 @@ from worker.runner import JobRunner
 
 def test_a_job_past_the_time_limit_fails_and_says_why(settings: Settings, store: JobStore) -> None:
     runner = JobRunner(store, settings.model_copy(update={"job_timeout_s": 1}), worker_id="w")
-    hard = np.random.default_rng(0).standard_normal((16, 16))  # still improving after 1 s
+    # Large enough that a second holds far fewer steps than a stall window.
+    hard = np.random.default_rng(0).standard_normal((256, 256))
     job = submit(store, settings, hard, send=False, max_iter=100_000_000)
 
     runner.run(job.id)

@@ -14,7 +14,7 @@ import torch
 
 from ._adam import AdamStepper, original_start
 from ._cg import CgStepper
-from ._engine import BatchProgress, ItemDone, Stepper, StopRule, Task, run
+from ._engine import BatchProgress, ItemsDone, Stepper, StopRule, Task, run
 from ._exact import exact_inverse, reference_inverse
 from ._gd import GdStepper, default_step
 from ._newton_schulz import NewtonSchulzStepper, scaled_start
@@ -148,7 +148,7 @@ def invert(
         device=device,
         aux=aux,
         on_progress=cb,
-        on_item_done=None,
+        on_items_done=None,
         progress_every_s=progress_every_s,
         max_n=max_n,
         t0=t0,
@@ -167,7 +167,7 @@ def solve_batch(
     device: str = "auto",
     aux: bool = True,
     on_progress: BatchProgress | None = None,
-    on_item_done: ItemDone | None = None,
+    on_items_done: ItemsDone | None = None,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
     max_n: int | None = None,
 ) -> list[Solution]:
@@ -185,8 +185,8 @@ def solve_batch(
         on_progress: called about every `progress_every_s` seconds with [(index, ProgressPoint)]
             for the live matrices; return False to cancel all, or a collection of indices to
             cancel those (reason "cancelled", best W so far); None or True goes on.
-        on_item_done: called as `on_item_done(index, solution)` as soon as matrix `index` stops,
-            while the others go on.
+        on_items_done: called as `on_items_done([(index, solution), ...])` with the matrices
+            that stopped at one check, as soon as they stop, while the others go on.
     """
     t0 = time.perf_counter()
     return _solve(
@@ -197,7 +197,7 @@ def solve_batch(
         device=device,
         aux=aux,
         on_progress=on_progress,
-        on_item_done=on_item_done,
+        on_items_done=on_items_done,
         progress_every_s=progress_every_s,
         max_n=max_n,
         t0=t0,
@@ -223,7 +223,7 @@ def _solve(
     device: str,
     aux: bool,
     on_progress: BatchProgress | None,
-    on_item_done: ItemDone | None,
+    on_items_done: ItemsDone | None,
     progress_every_s: float,
     max_n: int | None,
     t0: float,
@@ -254,7 +254,7 @@ def _solve(
     with torch.inference_mode():
         spec = spectrum(x)
         if meth == "exact":
-            return _exact(x, spec, tasks_opts, dname, aux, on_item_done, t0)
+            return _exact(x, spec, tasks_opts, dname, aux, on_items_done, t0)
         inv_ref, ok = reference_inverse(x) if aux else (None, [False] * b)
         ok = [good and not sing for good, sing in zip(ok, spec.singular, strict=True)]
         tasks = [
@@ -282,7 +282,7 @@ def _solve(
             inv_ref=inv_ref,
             aux_ok=ok,
             on_progress=on_progress,
-            on_item_done=on_item_done,
+            on_items_done=on_items_done,
             progress_every_s=float(progress_every_s),
             t0=t0,
         )
@@ -367,7 +367,7 @@ def _exact(
     opts: list[tuple[int, float | None, LrSchedule | None, int | None]],
     dtype: DType,
     aux: bool,
-    on_item_done: ItemDone | None,
+    on_items_done: ItemsDone | None,
     t0: float,
 ) -> list[Solution]:
     n = x.shape[-1]
@@ -401,9 +401,9 @@ def _exact(
             max_iter=opts[i][0],
             seed=None,
         )
-        if on_item_done is not None:
-            on_item_done(i, sol)
         out.append(sol)
+    if on_items_done is not None:
+        on_items_done(list(enumerate(out)))
     return out
 
 

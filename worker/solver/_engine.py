@@ -24,12 +24,13 @@ from ._problem import DType, Method, StopReason
 from ._schedule import LrSchedule
 from ._solution import HistoryPoint, ProgressPoint, Solution
 
-__all__ = ["BatchProgress", "ItemDone", "Stepper", "StopRule", "Task", "run"]
+__all__ = ["BatchProgress", "ItemsDone", "Stepper", "StopRule", "Task", "run"]
 
 #: on_progress of a batch: gets (index, point) for every live matrix; may return False (cancel
 #: all) or a collection of indices to cancel; None or True goes on.
 BatchProgress = Callable[[list[tuple[int, ProgressPoint]]], "bool | Collection[int] | None"]
-ItemDone = Callable[[int, Solution], None]
+#: on_items_done of a batch: gets (index, solution) for every matrix that stopped at one check.
+ItemsDone = Callable[[list[tuple[int, Solution]]], None]
 
 
 class Stepper(Protocol):
@@ -94,7 +95,7 @@ def run(
     inv_ref: torch.Tensor | None,
     aux_ok: Sequence[bool],
     on_progress: BatchProgress | None,
-    on_item_done: ItemDone | None,
+    on_items_done: ItemsDone | None,
     progress_every_s: float,
     t0: float,
 ) -> list[Solution]:
@@ -214,6 +215,7 @@ def run(
 
         if not stops:
             continue
+        stopped: list[tuple[int, Solution]] = []
         for pos in sorted(stops):
             i, reason = active[pos], stops[pos]
             final = reason in ("converged", "max_iter")
@@ -246,8 +248,9 @@ def run(
                 seed=task.seed,
             )
             results[i] = sol
-            if on_item_done is not None:
-                on_item_done(i, sol)
+            stopped.append((i, sol))
+        if on_items_done is not None:
+            on_items_done(stopped)
         keep = [p for p in range(len(active)) if p not in stops]
         active = [active[p] for p in keep]
         ok = [ok[p] for p in keep]
