@@ -62,8 +62,8 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_timeout=2,
         task_default_queue="ninv",
         task_publish_retry=False,
-        # Flower (compose profile "monitoring") reads task events; a solo worker busy with a
-        # long job could not switch them on when asked, so they are on from the start.
+        # Task events cost broker messages on every task, a real share of a small job's cost;
+        # Flower (compose profile "monitoring") switches them on when it runs.
         worker_send_task_events=False,
     )
     return app

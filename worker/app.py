@@ -55,9 +55,13 @@ def _start_recovery(**_: object) -> None:
     global _sweeper
     settings = get_settings()
     get_runner()  # load torch and the store before the first job, not during it
-    resent = requeue_waiting(get_store(), _enqueue)
-    if resent:
-        log.info("re-enqueued %d queued jobs", resent)
+    # The filesystem broker deletes a message when it delivers it, so on the embedded default a
+    # job can be queued with no message left (its worker died before claiming it). Redis keeps
+    # messages until they are acknowledged, so there re-sending would only add duplicates.
+    if settings.embedded:
+        resent = requeue_waiting(get_store(), _enqueue)
+        if resent:
+            log.info("re-enqueued %d queued jobs", resent)
     _sweeper = LeaseSweeper(
         get_store(),
         _enqueue,

@@ -15,9 +15,12 @@ log = logging.getLogger(__name__)
 
 
 def requeue_waiting(store: JobStore, enqueue: Callable[[str], None]) -> int:
-    """Send a message for every queued job: at start-up, so a job whose message was lost
-    (the filesystem broker consumes on delivery; an API that died between store and enqueue)
-    still runs. Duplicate messages are harmless: claiming a job twice is a no-op."""
+    """Send a message for every queued job, so that a job whose message was lost still runs.
+
+    The embedded default's filesystem broker deletes a message on delivery: a worker killed
+    between delivery and claim leaves its job queued with no message. Duplicate messages are
+    harmless: claiming a job that is not queued is a no-op.
+    """
     ids = store.queued_ids()
     for job_id in ids:
         enqueue(job_id)

@@ -134,10 +134,10 @@ def test_cancelling_one_job_leaves_the_rest_of_its_batch_running(
     settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     jobs = [
-        submit(store, settings, m, send=False, max_iter=50_000_000, seed=i)
+        submit(store, settings, m, max_iter=50_000_000, seed=i)
         for i, m in enumerate(matrices(3, 8))
     ]
-    start_worker(settings)  # enqueues every queued job at start-up
+    start_worker(settings)
     wait_for(
         lambda: all(finished(store, j).status is JobStatus.running for j in jobs),
         what="all three jobs running in one batch",
@@ -166,7 +166,7 @@ def test_killing_the_worker_mid_batch_loses_no_job(
 ) -> None:
     inputs = matrices(4, 8)
     jobs = [
-        submit(store, settings, m, send=False, max_iter=60_000, seed=i, dtype="float64")
+        submit(store, settings, m, max_iter=60_000, seed=i, dtype="float64")
         for i, m in enumerate(inputs)
     ]
     first = start_worker(settings)
