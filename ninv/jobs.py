@@ -14,9 +14,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def batch_key(
-    options: SolveOptions, n: int, batch: int | None, *, batch_max_n: int
-) -> str | None:
+def batch_key(options: SolveOptions, n: int, batch: int | None, *, batch_max_n: int) -> str | None:
     """The key under which compatible queued jobs are solved together, or None.
 
     Jobs batch only with jobs of the same n, dtype, method and device; large matrices and
