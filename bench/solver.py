@@ -219,6 +219,12 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads outside the 1-thread adam figure"
     )
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="n for the cg / newton-schulz table, comma-separated (default 16,256,1024; "
+        "e.g. 16,256,4096 on a GPU)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.device_resolved = (
@@ -230,7 +236,7 @@ def main() -> None:
     args.adam_steps = 5_000 if args.quick else 30_000
     args.ref_steps = 1_000 if args.quick else 4_000
     args.batch_steps = 300 if args.quick else 3_000
-    args.sizes = [16, 256] if args.quick else [16, 256, 1024]
+    args.sizes = args.sizes or ([16, 256] if args.quick else [16, 256, 1024])
     args.family_dtypes = ["float32"] if args.quick else ["float32", "float64"]
     if args.quick:
         args.seeds = min(args.seeds, 5)
