@@ -32,7 +32,8 @@ from fastapi import FastAPI, Request, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.helpers import REDIS_URL, drop_redis_prefix
+
 CONCURRENCY = (1, 8, 32)
 
 
@@ -148,25 +149,13 @@ def bench_submit(requests: int) -> dict[str, Any]:
     finally:
         ninv.stop()
         bare.stop()
-        _drop_prefix(prefix)
+        drop_redis_prefix(prefix)
     top = rows[str(CONCURRENCY[-1])]
     return {
         "levels": rows,
         "p99_ratio_at_32": top["ninv"]["p99_ms"] / top["bare"]["p99_ms"],
         "p50_ratio_at_32": top["ninv"]["p50_ms"] / top["bare"]["p50_ms"],
     }
-
-
-def _drop_prefix(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # -- parsing --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest
 from ninv.settings import Settings
 from ninv.store import JobStore, open_store
 from tests.helpers import WorkerProcess, drop_redis_prefix, redis_settings
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh Redis key prefix; every key under it is deleted afterwards."""
+    prefix = f"ninv-test-{uuid.uuid4().hex}"
+    yield prefix
+    drop_redis_prefix(prefix)
 
 
 @pytest.fixture

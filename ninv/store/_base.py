@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from ninv.jobs import JobRecord
-from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
+from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
 
 __all__ = [
     "Beat",
@@ -18,8 +19,10 @@ __all__ = [
     "JobStore",
     "NotFinished",
     "Outcome",
+    "SingleJobForms",
     "StoreError",
     "StoreUnavailable",
+    "check_final",
 ]
 
 
@@ -235,3 +238,68 @@ class JobStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_final(outcomes: Sequence[Outcome]) -> None:
+    """Refuse, before anything changes, an outcome whose status is not a final one."""
+    for outcome in outcomes:
+        if outcome.status not in FINISHED:
+            raise ValueError(f"finish needs a final status, not {outcome.status}")
+
+
+class SingleJobForms(ABC):
+    """`heartbeat` and `finish` for one job, as one-element calls of the many-job forms.
+
+    Both stores inherit these, so the single and batched paths are one code path.
+    """
+
+    @abstractmethod
+    def heartbeat_many(
+        self,
+        worker: str,
+        lease_s: float,
+        beats: Sequence[Beat],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[Heartbeat]: ...
+
+    @abstractmethod
+    def finish_many(
+        self,
+        worker: str,
+        outcomes: Sequence[Outcome],
+        *,
+        history_max_points: int = 500,
+    ) -> builtins.list[bool]: ...
+
+    def heartbeat(
+        self,
+        job_id: str,
+        worker: str,
+        lease_s: float,
+        *,
+        progress: Progress | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
+    ) -> Heartbeat:
+        beat = Beat(job_id, progress=progress, history=history)
+        return self.heartbeat_many(worker, lease_s, [beat], history_max_points=history_max_points)[
+            0
+        ]
+
+    def finish(
+        self,
+        job_id: str,
+        worker: str,
+        *,
+        status: JobStatus,
+        summary: Summary | None = None,
+        result: bytes | None = None,
+        error: str | None = None,
+        history: builtins.list[HistoryPoint] | None = None,
+        history_max_points: int = 500,
+    ) -> bool:
+        outcome = Outcome(
+            job_id, status=status, summary=summary, result=result, error=error, history=history
+        )
+        return self.finish_many(worker, [outcome], history_max_points=history_max_points)[0]

@@ -41,7 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from ninv.jobs import JobRecord, utcnow
-from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
+from ninv.schemas import FINISHED, HistoryPoint, JobStatus
 from ninv.store._base import (
     Beat,
     Heartbeat,
@@ -49,7 +49,9 @@ from ninv.store._base import (
     JobStore,
     NotFinished,
     Outcome,
+    SingleJobForms,
     StoreUnavailable,
+    check_final,
 )
 from ninv.store._codec import (
     ALL_STATUSES,
@@ -114,7 +116,7 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-class RedisStore:
+class RedisStore(SingleJobForms):
     """JobStore on Redis (see the module docstring for the key layout)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, retention_s: int) -> None:
@@ -530,21 +532,6 @@ class RedisStore:
         return claimed
 
     @_guard
-    def heartbeat(
-        self,
-        job_id: str,
-        worker: str,
-        lease_s: float,
-        *,
-        progress: Progress | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> Heartbeat:
-        beat = Beat(job_id, progress=progress, history=history)
-        cap = history_max_points
-        return self.heartbeat_many(worker, lease_s, [beat], history_max_points=cap)[0]
-
-    @_guard
     def heartbeat_many(
         self,
         worker: str,
@@ -589,24 +576,6 @@ class RedisStore:
         return self._txn([*job_keys, *history_keys], body)
 
     @_guard
-    def finish(
-        self,
-        job_id: str,
-        worker: str,
-        *,
-        status: JobStatus,
-        summary: Summary | None = None,
-        result: bytes | None = None,
-        error: str | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> bool:
-        outcome = Outcome(
-            job_id, status=status, summary=summary, result=result, error=error, history=history
-        )
-        return self.finish_many(worker, [outcome], history_max_points=history_max_points)[0]
-
-    @_guard
     def finish_many(
         self,
         worker: str,
@@ -614,9 +583,7 @@ class RedisStore:
         *,
         history_max_points: int = 500,
     ) -> builtins.list[bool]:
-        for outcome in outcomes:
-            if outcome.status not in FINISHED:
-                raise ValueError(f"finish needs a final status, not {outcome.status}")
+        check_final(outcomes)
         if not outcomes:
             return []
         cap = max(1, history_max_points)

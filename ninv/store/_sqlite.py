@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from ninv.jobs import JobRecord, utcnow
-from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
+from ninv.schemas import FINISHED, HistoryPoint, JobStatus
 from ninv.store._base import (
     Beat,
     Heartbeat,
@@ -26,7 +26,9 @@ from ninv.store._base import (
     JobStore,
     NotFinished,
     Outcome,
+    SingleJobForms,
     StoreUnavailable,
+    check_final,
 )
 from ninv.store._codec import (
     ALL_STATUSES,
@@ -101,7 +103,7 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-class SqliteStore:
+class SqliteStore(SingleJobForms):
     """JobStore in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | Path, *, retention_s: int, busy_timeout_s: float = 10.0) -> None:
@@ -391,21 +393,6 @@ class SqliteStore:
             )
 
     @_guard
-    def heartbeat(
-        self,
-        job_id: str,
-        worker: str,
-        lease_s: float,
-        *,
-        progress: Progress | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> Heartbeat:
-        beat = Beat(job_id, progress=progress, history=history)
-        cap = history_max_points
-        return self.heartbeat_many(worker, lease_s, [beat], history_max_points=cap)[0]
-
-    @_guard
     def heartbeat_many(
         self,
         worker: str,
@@ -435,24 +422,6 @@ class SqliteStore:
         return answers
 
     @_guard
-    def finish(
-        self,
-        job_id: str,
-        worker: str,
-        *,
-        status: JobStatus,
-        summary: Summary | None = None,
-        result: bytes | None = None,
-        error: str | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> bool:
-        outcome = Outcome(
-            job_id, status=status, summary=summary, result=result, error=error, history=history
-        )
-        return self.finish_many(worker, [outcome], history_max_points=history_max_points)[0]
-
-    @_guard
     def finish_many(
         self,
         worker: str,
@@ -460,9 +429,7 @@ class SqliteStore:
         *,
         history_max_points: int = 500,
     ) -> builtins.list[bool]:
-        for outcome in outcomes:
-            if outcome.status not in FINISHED:
-                raise ValueError(f"finish needs a final status, not {outcome.status}")
+        check_final(outcomes)
         if not outcomes:
             return []
         cap = max(1, history_max_points)

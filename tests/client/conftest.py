@@ -14,14 +14,12 @@ import io
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-import redis
 import uvicorn
 from fastapi import FastAPI
 
@@ -30,8 +28,7 @@ from ninv.jobs import utcnow
 from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
 from ninv.settings import Settings
 from ninv.store import JobStore
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.helpers import REDIS_URL
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -159,19 +156,6 @@ class StoreWorker:
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
         return thread, out
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test-{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture

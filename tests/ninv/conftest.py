@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from ninv.store import JobStore
 from ninv.store._redis import RedisStore
 from ninv.store._sqlite import SqliteStore
+from tests.helpers import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 RETENTION_S = 3600
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"ninv-test-{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture

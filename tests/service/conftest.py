@@ -5,39 +5,23 @@ Redis at 127.0.0.1:6379 under a unique key prefix (deleted afterwards), or SQLit
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi import FastAPI
 
 from ninv.settings import Settings
 from ninv.store import JobStore
 from service import create_app
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.helpers import REDIS_URL
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test-{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(params=["redis"])

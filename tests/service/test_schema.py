@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import redis
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -17,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 
 from ninv.settings import Settings
 from service import create_app
-from tests.service.conftest import REDIS_URL
+from tests.helpers import REDIS_URL, drop_redis_prefix
 
 MAX_EXAMPLES = 30
 PREFIX = f"test-{uuid.uuid4().hex}"
@@ -52,13 +51,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 def _cleanup() -> Iterator[None]:
     yield
     APP.state.resources.close()
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{PREFIX}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    drop_redis_prefix(PREFIX)
 
 
 @schema.parametrize()
