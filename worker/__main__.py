@@ -16,11 +16,17 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,2})$")
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
+    """The concrete device, or ValueError when it names a CUDA device that is not there."""
     import torch
 
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            found = torch.cuda.device_count()
+            raise ValueError(f"--device {device}: this machine has {found} CUDA device(s)")
+    return device
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not _DEVICE.match(args.device):
         parser.error(f"--device must be auto, cpu or cuda:N, not {args.device!r}")
-    device = _resolve_device(args.device)
+    try:
+        device = _resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(str(exc))
     # Settings are read once, from the environment: the flag wins over NINV_DEVICE.
     os.environ["NINV_DEVICE"] = device
 
