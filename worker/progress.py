@@ -30,6 +30,7 @@ class JobProgress:
         self.job_id = job_id
         self._max_iter = max_iter
         self._last_kept_iteration = 0
+        self._reported: list[HistoryPoint] = []
         self._deadline = time.monotonic() + timeout_s
         self.cancel_requested = False
         self.owned = True
@@ -65,6 +66,7 @@ class JobProgress:
                     lr=point.lr,
                 )
             )
+            self._reported += history
         return Beat(self.job_id, progress=progress, history=history)
 
     def answer(self, heartbeat: Heartbeat) -> bool:
@@ -74,6 +76,9 @@ class JobProgress:
         self.timed_out = time.monotonic() > self._deadline
         return self.owned and not self.cancel_requested and not self.timed_out
 
-    def remaining_history(self, points: Sequence[HistoryPoint]) -> list[HistoryPoint]:
-        """The solver's own history points after the last one reported live."""
-        return [point for point in points if point.iteration > self._last_kept_iteration]
+    def final_history(self, solver_points: Sequence[HistoryPoint]) -> list[HistoryPoint]:
+        """The whole curve for the store: the solver's own (log-spaced from iteration 0) and
+        the points reported live, in iteration order; the solver's point wins a tie."""
+        by_iteration = {point.iteration: point for point in self._reported}
+        by_iteration.update((point.iteration, point) for point in solver_points)
+        return [by_iteration[i] for i in sorted(by_iteration)]

@@ -292,7 +292,7 @@ class JobRunner:
             summary=summarise(solution),
             result=_npy_bytes(solution.inverse),
             error=error,
-            history=item.progress.remaining_history(_history(solution)),
+            history=item.progress.final_history(_history(solution)),
         )
 
     def _store_solutions(self, done: Sequence[tuple[_Running, Solution]]) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "SingleJobForms",
     "StoreError",
     "StoreUnavailable",
+    "capped",
     "check_final",
 ]
 
@@ -70,7 +71,11 @@ class Beat:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One job's part of a `finish_many` call: how it ended, and its last history points."""
+    """One job's part of a `finish_many` call: how it ended, and its final loss curve.
+
+    `history`, when given, replaces the job's stored curve: the solver's own curve from the
+    first iteration, merged with the points reported live. None leaves the curve as it is.
+    """
 
     job_id: str
     status: JobStatus
@@ -179,10 +184,10 @@ class JobStore(Protocol):
     ) -> bool:
         """Record a running job's end (succeeded, failed or cancelled) while `worker` owns it.
 
-        Sets finished_at and starts the retention clock; appends `history` (capped as by
-        `heartbeat`) in the same atomic step. Return False, changing nothing, when the worker no
-        longer owns the job. Raise ValueError for a status that is not final. The same as a
-        one-element `finish_many`.
+        Sets finished_at and starts the retention clock; when `history` is given it replaces
+        the job's curve (thinned by `capped` to history_max_points) in the same atomic step.
+        Return False, changing nothing, when the worker no longer owns the job. Raise
+        ValueError for a status that is not final. The same as a one-element `finish_many`.
         """
         ...
 
@@ -238,6 +243,20 @@ class JobStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def capped(points: Sequence[HistoryPoint], cap: int) -> builtins.list[HistoryPoint]:
+    """At most `cap` points of a curve, evenly by position, always the first and the last.
+
+    The curves are log-spaced, so thinning by position keeps them log-spaced.
+    """
+    if len(points) <= cap:
+        return list(points)
+    if cap == 1:
+        return [points[0]]
+    last = len(points) - 1
+    picks = sorted({round(i * last / (cap - 1)) for i in range(cap)})
+    return [points[i] for i in picks]
 
 
 def check_final(outcomes: Sequence[Outcome]) -> None:

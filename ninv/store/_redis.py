@@ -51,6 +51,7 @@ from ninv.store._base import (
     Outcome,
     SingleJobForms,
     StoreUnavailable,
+    capped,
     check_final,
 )
 from ninv.store._codec import (
@@ -588,18 +589,18 @@ class RedisStore(SingleJobForms):
             return []
         cap = max(1, history_max_points)
         ids = list(dict.fromkeys(outcome.job_id for outcome in outcomes))
-        with_history = list(dict.fromkeys(o.job_id for o in outcomes if o.history))
         job_keys = [self._k_job(job_id) for job_id in ids]
-        history_keys = [self._k_history(job_id) for job_id in with_history]
-        points = [[p.model_dump_json() for p in outcome.history or []] for outcome in outcomes]
+        curves = [
+            None if outcome.history is None else capped(outcome.history, cap)
+            for outcome in outcomes
+        ]
 
         def body(pipe: Pipeline) -> list[bool]:
-            records, states = self._read_batch(pipe, job_keys, history_keys)
+            records, _ = self._read_batch(pipe, job_keys, [])
             jobs = dict(zip(ids, records, strict=True))
-            histories = dict(zip(with_history, states, strict=True))
             answers: list[bool] = []
             pipe.multi()
-            for outcome, new_points in zip(outcomes, points, strict=True):
+            for outcome, curve in zip(outcomes, curves, strict=True):
                 job = jobs[outcome.job_id]
                 if job is None or not self._owns(job, worker):
                     answers.append(False)
@@ -615,8 +616,11 @@ class RedisStore(SingleJobForms):
                 )
                 if outcome.result is not None:
                     pipe.set(self._k_result(job.id), outcome.result)
-                if new_points:  # before _end, which sets the history's TTL
-                    self._append_history(pipe, job.id, histories[job.id], new_points, cap)
+                if curve is not None:  # before _end, which sets the history's TTL
+                    hkey = self._k_history(job.id)
+                    pipe.delete(hkey)
+                    if curve:
+                        pipe.rpush(hkey, *(point.model_dump_json() for point in curve))
                 self._end(pipe, job)
                 summary = outcome.summary
                 if summary is not None:
@@ -625,7 +629,7 @@ class RedisStore(SingleJobForms):
                 answers.append(True)
             return answers
 
-        return self._txn([*job_keys, *history_keys], body)
+        return self._txn(job_keys, body)
 
     @_guard
     def request_cancel(self, job_id: str) -> JobRecord:

@@ -28,6 +28,7 @@ from ninv.store._base import (
     Outcome,
     SingleJobForms,
     StoreUnavailable,
+    capped,
     check_final,
 )
 from ninv.store._codec import (
@@ -455,7 +456,9 @@ class SqliteStore(SingleJobForms):
                         "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'result', ?)",
                         (job.id, outcome.result),
                     )
-                self._append_history(conn, job.id, outcome.history or [], cap)
+                if outcome.history is not None:
+                    conn.execute("DELETE FROM history WHERE job_id = ?", (job.id,))
+                    self._append_history(conn, job.id, capped(outcome.history, cap), cap)
                 summary = outcome.summary
                 if summary is not None:
                     conn.execute(

@@ -532,7 +532,7 @@ def test_finish(store: JobStore) -> None:
         store.finish(failed.id, "w1", status=JobStatus.running)
 
 
-def test_finish_with_history(store: JobStore) -> None:
+def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     job = add(store)
     assert store.claim(job.id, "w1", LEASE) is not None
     store.heartbeat(job.id, "w1", LEASE, history=[point(i) for i in range(3)])
@@ -543,24 +543,19 @@ def test_finish_with_history(store: JobStore) -> None:
         "w1",
         status=JobStatus.succeeded,
         result=RESULT,
-        history=[point(i) for i in range(3, 7)],
+        history=[point(i) for i in range(7)],
         history_max_points=4,
     )
-    assert [p.iteration for p in store.history(job.id)] == [0, 4, 5, 6]
+    # Thinned evenly by position, first and last kept: the curve stays log-spaced.
+    assert [p.iteration for p in store.history(job.id)] == [0, 2, 4, 6]
     got = store.get(job.id)
     assert got is not None
     assert got.status == JobStatus.succeeded
-    fresh = add(store)  # no history yet: the first point given is the one kept
-    assert store.claim(fresh.id, "w1", LEASE) is not None
-    assert store.finish(
-        fresh.id,
-        "w1",
-        status=JobStatus.failed,
-        error="x",
-        history=[point(i) for i in range(10)],
-        history_max_points=3,
-    )
-    assert [p.iteration for p in store.history(fresh.id)] == [0, 8, 9]
+    kept = add(store)  # no history given: the live curve stays
+    assert store.claim(kept.id, "w1", LEASE) is not None
+    store.heartbeat(kept.id, "w1", LEASE, history=[point(5)])
+    assert store.finish(kept.id, "w1", status=JobStatus.failed, error="x")
+    assert store.history(kept.id) == [point(5)]
 
 
 def test_finish_many(store: JobStore) -> None:
@@ -615,7 +610,7 @@ def test_finish_many(store: JobStore) -> None:
         assert got.lease_until is None
     assert store.load_result(a.id) == RESULT
     assert store.load_result(b.id) is None
-    assert [p.iteration for p in store.history(a.id)] == [0, 2, 3, 4]
+    assert [p.iteration for p in store.history(a.id)] == [2, 3, 4]  # replaced
     for job_id, record in before.items():
         assert store.get(job_id) == record  # untouched
         assert store.load_result(job_id) is None
@@ -916,7 +911,7 @@ def test_redis_batches_are_one_transaction(redis_store: RedisStore) -> None:
         assert redis_store.claim(fresh.id, "w2", LEASE) is not None
     finally:
         redis_store._r = counting.client
-    assert redis_store.history(jobs[7].id) == [point(0), point(1), point(2)]
+    assert redis_store.history(jobs[7].id) == [point(2)]
 
 
 def test_redis_unreachable() -> None:

@@ -53,3 +53,19 @@ def test_a_job_already_claimed_elsewhere_is_left_alone(settings: Settings, store
 
     held = store.get(job.id)
     assert held is not None and held.status is JobStatus.running and held.worker == "other-worker"
+
+
+def test_the_stored_curve_runs_from_the_start_to_the_end(
+    settings: Settings, store: JobStore
+) -> None:
+    matrix = np.random.default_rng(1).standard_normal((48, 48))  # several ticks long
+    job = submit(store, settings, matrix, send=False, max_iter=20_000, seed=0)
+
+    JobRunner(store, settings, worker_id="w").run(job.id)
+
+    done = store.get(job.id)
+    assert done is not None and done.summary is not None
+    iterations = [point.iteration for point in store.history(job.id)]
+    assert iterations[0] == 0 and iterations[-1] == done.summary.iterations
+    assert iterations == sorted(set(iterations)) and len(iterations) >= 10
+    assert len(iterations) <= settings.history_max_points
