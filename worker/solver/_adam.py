@@ -1,13 +1,14 @@
 """The original method: Adam on L(W) = mean((WX - I)^2), in closed form and in place.
 
-The gradient is 2/n^2 (WX - I) X^T. The update is torch.optim.Adam's (betas 0.9/0.999,
-eps 1e-8, bias correction) written on preallocated buffers: one step is two batched matmuls and
-six elementwise kernels, with no autograd, no nn.Module and no allocation.
+The gradient is 2/n^2 (WX - I) X^T = 2/n^2 (W (X X^T) - X^T): with X X^T and X^T formed once,
+a step takes one fused multiply-add matmul instead of two matmuls and a subtraction. The update
+is torch.optim.Adam's (betas 0.9/0.999, eps 1e-8, bias correction), by the fused kernel that
+torch.optim.Adam(fused=True) runs, on preallocated buffers: two kernels a step, with no
+autograd, no nn.Module, no optimizer object and no allocation.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -46,33 +47,42 @@ class AdamStepper:
     def __init__(self, x: torch.Tensor, w0: torch.Tensor, lrs: Sequence[float]) -> None:
         self.x = x
         self.w = w0.clone()
-        b, n, _ = x.shape
-        self._alloc(b, n)
         self._m = torch.zeros_like(self.w)
         self._v = torch.zeros_like(self.w)
+        self._alloc()
         self.set_lr(lrs)
 
-    def _alloc(self, b: int, n: int) -> None:
-        like = self.w
-        self._xt = self.x.mT.contiguous()
-        self._neg_eye = -torch.eye(n, dtype=like.dtype, device=like.device).expand(b, n, n)
-        self._r = torch.empty_like(like)
-        self._g = torch.empty_like(like)
-        self._d = torch.empty_like(like)
-        self._tmp = torch.empty_like(like)
+    def _alloc(self) -> None:
+        n = self.x.shape[-1]
         self._scale = 2.0 / (n * n)
+        # G = scale W (X X^T) - scale X^T: one fused multiply-add matmul a step.
+        self._xxt = torch.bmm(self.x, self.x.mT)
+        self._neg_scaled_xt = self.x.mT.mul(-self._scale).contiguous()
+        self._g = torch.empty_like(self.w)
+        # Adam's step count, one per matrix, and a lone count for the whole batch when every
+        # matrix has the same learning rate (the fused kernel reads it; we advance it).
+        self._steps = torch.zeros(self.x.shape[0], dtype=torch.float32, device=self.w.device)
+        self._batch_step = torch.zeros((), dtype=torch.float32, device=self.w.device)
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """Set each matrix's learning rate for the following steps."""
         self._lrs = list(lrs)
-        self._uniform = all(lr == self._lrs[0] for lr in self._lrs)
-        # Per-matrix step factors are formed in float64 and then rounded to the working dtype,
-        # exactly as the scalar `value=` of the uniform path is: a matrix in a mixed batch takes
-        # bit for bit the steps it takes alone.
-        dev = self.w.device
-        self._lr64 = torch.tensor(self._lrs, dtype=torch.float64, device=dev)[:, None, None]
-        self._coef64 = torch.empty_like(self._lr64)
-        self._coef = torch.empty(self._lr64.shape, dtype=self.w.dtype, device=dev)
+        # One fused update per distinct learning rate. A lone rate updates the whole batch as
+        # one tensor; mixed rates pass each group's matrices as a list. Either way every
+        # element takes the same arithmetic as when its matrix is solved alone.
+        groups: dict[float, list[int]] = {}
+        for i, lr in enumerate(self._lrs):
+            groups.setdefault(lr, []).append(i)
+        tensors = (self.w, self._g, self._m, self._v, self._steps)
+        if len(groups) == 1:
+            whole = [[self.w], [self._g], [self._m], [self._v], [self._batch_step]]
+            self._updates = [(self._lrs[0], whole)]
+            self._count = self._batch_step
+        else:
+            self._count = self._steps
+            self._updates = [
+                (lr, [[t[i] for i in members] for t in tensors]) for lr, members in groups.items()
+            ]
 
     def keep(self, idx: torch.Tensor) -> None:
         """Keep only the matrices at positions `idx` (compaction after some stop)."""
@@ -80,49 +90,39 @@ class AdamStepper:
         self.w = self.w.index_select(0, idx)
         self._m = self._m.index_select(0, idx)
         self._v = self._v.index_select(0, idx)
-        self._alloc(self.x.shape[0], self.x.shape[-1])
+        self._alloc()
         self.set_lr([self._lrs[i] for i in idx.tolist()])
 
     def step(self, start: int, k: int) -> None:
         """Take `k` steps; `start` is the number of steps taken before (Adam's step count)."""
-        x, xt, w, m, v = self.x, self._xt, self.w, self._m, self._v
-        r, g, d, neg_eye, scale = self._r, self._g, self._d, self._neg_eye, self._scale
-        mm: Callable[..., torch.Tensor]
-        single = x.shape[0] == 1
-        if single:
+        self._steps.fill_(start)
+        self._batch_step.fill_(start)
+        if self.x.shape[0] == 1:
             # 2-D kernels: less dispatch per call for the common single-matrix case.
-            x, xt, w, m, v = x[0], xt[0], w[0], m[0], v[0]
-            r, g, d, neg_eye = r[0], g[0], d[0], neg_eye[0]
-            mm = torch.addmm
+            mm: Callable[..., torch.Tensor] = torch.addmm
+            xxt, neg_xt, w, g = self._xxt[0], self._neg_scaled_xt[0], self.w[0], self._g[0]
         else:
             mm = torch.baddbmm
-        # In a batch, WX - I as WX then 1 off the diagonal: a plain bmm is much cheaper than
-        # baddbmm's full add, and gives the same bits (x + (-1) == x - 1).
-        diag_sub = r.diagonal(dim1=-2, dim2=-1).sub_
-        bmm = torch.bmm
-        lerp, v_mul, v_addcmul, w_addcdiv = m.lerp_, v.mul_, v.addcmul_, w.addcdiv_
-        sqrt, d_add = torch.sqrt, d.add_
-        uniform, lr = self._uniform, self._lrs[0]
-        for t in range(start + 1, start + k + 1):
-            if single:
-                mm(neg_eye, w, x, out=r)  # R = WX - I
-            else:
-                bmm(w, x, out=r)
-                diag_sub(1.0)
-            mm(g, r, xt, beta=0.0, alpha=scale, out=g)  # G = 2/n^2 R X^T
-            lerp(g, 1.0 - BETA1)
-            v_mul(BETA2)
-            v_addcmul(g, g, value=1.0 - BETA2)
-            bc1 = 1.0 - BETA1**t
-            bc2_sqrt = math.sqrt(1.0 - BETA2**t)
-            # lr/bc1 * m / (sqrt(v)/bc2_sqrt + eps), with bc2_sqrt moved out of the denominator.
-            sqrt(v, out=d)
-            d_add(EPS * bc2_sqrt)
-            factor = -bc2_sqrt / bc1
-            if uniform:
-                w_addcdiv(m, d, value=lr * factor)
-            else:
-                torch.mul(self._lr64, factor, out=self._coef64)
-                self._coef.copy_(self._coef64)
-                torch.mul(self._m, self._coef, out=self._tmp)
-                self.w.addcdiv_(self._tmp, self._d)
+            xxt, neg_xt, w, g = self._xxt, self._neg_scaled_xt, self.w, self._g
+        scale, updates, fused_adam = self._scale, self._updates, torch._fused_adam_
+        count = self._count.add_
+        for _ in range(k):
+            mm(neg_xt, w, xxt, alpha=scale, out=g)  # G = 2/n^2 (W X X^T - X^T)
+            count(1)
+            for lr, (ws, gs, ms, vs, steps) in updates:
+                # torch.optim.Adam's own fused kernel: the whole update in one pass.
+                fused_adam(
+                    ws,
+                    gs,
+                    ms,
+                    vs,
+                    [],
+                    steps,
+                    lr=lr,
+                    beta1=BETA1,
+                    beta2=BETA2,
+                    weight_decay=0.0,
+                    eps=EPS,
+                    amsgrad=False,
+                    maximize=False,
+                )
