@@ -9,6 +9,7 @@ autograd, no nn.Module, no optimizer object and no allocation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -59,10 +60,10 @@ class AdamStepper:
         self._xxt = torch.bmm(self.x, self.x.mT)
         self._neg_scaled_xt = self.x.mT.mul(-self._scale).contiguous()
         self._g = torch.empty_like(self.w)
-        # Adam's step count, one per matrix, and a lone count for the whole batch when every
-        # matrix has the same learning rate (the fused kernel reads it; we advance it).
-        self._steps = torch.zeros(self.x.shape[0], dtype=torch.float32, device=self.w.device)
-        self._batch_step = torch.zeros((), dtype=torch.float32, device=self.w.device)
+        # The fused kernel applies Adam's bias corrections from a step count; it is kept at a
+        # count where both corrections are exactly 1, and `step` folds the real corrections
+        # into the lr and eps it passes, so no tensor needs updating between steps.
+        self._no_correction = torch.full((), 1e9, dtype=torch.float32, device=self.w.device)
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """Set each matrix's learning rate for the following steps."""
@@ -73,15 +74,13 @@ class AdamStepper:
         groups: dict[float, list[int]] = {}
         for i, lr in enumerate(self._lrs):
             groups.setdefault(lr, []).append(i)
-        tensors = (self.w, self._g, self._m, self._v, self._steps)
+        views = (self.w, self._g, self._m, self._v)
         if len(groups) == 1:
-            whole = [[self.w], [self._g], [self._m], [self._v], [self._batch_step]]
-            self._updates = [(self._lrs[0], whole)]
-            self._count = self._batch_step
+            self._updates = [(self._lrs[0], [[t] for t in views], [self._no_correction])]
         else:
-            self._count = self._steps
             self._updates = [
-                (lr, [[t[i] for i in members] for t in tensors]) for lr, members in groups.items()
+                (lr, [[t[i] for i in members] for t in views], [self._no_correction] * len(members))
+                for lr, members in groups.items()
             ]
 
     def keep(self, idx: torch.Tensor) -> None:
@@ -95,8 +94,6 @@ class AdamStepper:
 
     def step(self, start: int, k: int) -> None:
         """Take `k` steps; `start` is the number of steps taken before (Adam's step count)."""
-        self._steps.fill_(start)
-        self._batch_step.fill_(start)
         if self.x.shape[0] == 1:
             # 2-D kernels: less dispatch per call for the common single-matrix case.
             mm: Callable[..., torch.Tensor] = torch.addmm
@@ -105,12 +102,14 @@ class AdamStepper:
             mm = torch.baddbmm
             xxt, neg_xt, w, g = self._xxt, self._neg_scaled_xt, self.w, self._g
         scale, updates, fused_adam = self._scale, self._updates, torch._fused_adam_
-        count = self._count.add_
-        for _ in range(k):
+        for t in range(start + 1, start + k + 1):
             mm(neg_xt, w, xxt, alpha=scale, out=g)  # G = 2/n^2 (W X X^T - X^T)
-            count(1)
-            for lr, (ws, gs, ms, vs, steps) in updates:
-                # torch.optim.Adam's own fused kernel: the whole update in one pass.
+            # lr/bc1 m / (sqrt(v)/sqrt(bc2) + eps) == (lr sqrt(bc2)/bc1) m / (sqrt(v) + eps
+            # sqrt(bc2)): the corrections ride on the lr and eps of the call.
+            bc2_sqrt = math.sqrt(1.0 - BETA2**t)
+            factor = bc2_sqrt / (1.0 - BETA1**t)
+            for lr, (ws, gs, ms, vs), steps in updates:
+                # torch.optim.Adam's own fused kernel (what fused=True runs): one pass.
                 fused_adam(
                     ws,
                     gs,
@@ -118,11 +117,11 @@ class AdamStepper:
                     vs,
                     [],
                     steps,
-                    lr=lr,
+                    lr=lr * factor,
                     beta1=BETA1,
                     beta2=BETA2,
                     weight_decay=0.0,
-                    eps=EPS,
+                    eps=EPS * bc2_sqrt,
                     amsgrad=False,
                     maximize=False,
                 )
