@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
@@ -69,3 +70,23 @@ def test_the_stored_curve_runs_from_the_start_to_the_end(
     assert iterations[0] == 0 and iterations[-1] == done.summary.iterations
     assert iterations == sorted(set(iterations)) and len(iterations) >= 10
     assert len(iterations) <= settings.history_max_points
+
+
+def test_a_small_solve_runs_on_one_thread_and_restores_the_pool(
+    settings: Settings, store: JobStore
+) -> None:
+    from worker import runner as runner_module
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    try:
+        with runner_module._threads_for(16 * 16):
+            seen.append(torch.get_num_threads())
+        with runner_module._threads_for(256 * 16 * 16):
+            seen.append(torch.get_num_threads())
+        job = submit(store, settings, np.eye(16) * 2, send=False, max_iter=100)
+        JobRunner(store, settings, worker_id="w").run(job.id)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
