@@ -197,7 +197,11 @@ class JobRunner:
             self._fail([item for item in running if not item.done], exc)
 
     def _gather_compatible(self, job: JobRecord) -> list[JobRecord]:
-        """Claim queued jobs that can share this job's solve, waiting briefly for more."""
+        """Claim queued jobs that can share this job's solve.
+
+        When some are queued already (a burst is arriving), wait up to NINV_BATCH_WAIT_MS for
+        the batch to fill; a job that finds none starts at once rather than pay the wait.
+        """
         limit = self._settings.batch_max - 1
         if job.batch_key is None or limit <= 0:
             return []
@@ -207,11 +211,12 @@ class JobRunner:
             gathered += self._store.claim_compatible(
                 job.batch_key, self.worker_id, self._settings.lease_s, limit - len(gathered)
             )
-            if len(gathered) >= limit or time.monotonic() >= deadline:
-                if len(gathered) > 0:
-                    log.info("solving %d jobs together (%s)", len(gathered) + 1, job.batch_key)
-                return gathered
+            if not gathered or len(gathered) >= limit or time.monotonic() >= deadline:
+                break
             time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+        if gathered:
+            log.info("solving %d jobs together (%s)", len(gathered) + 1, job.batch_key)
+        return gathered
 
     def _running(self, job: JobRecord) -> _Running:
         max_iter = job.options.max_iter or DEFAULT_MAX_ITER[job.options.method]
