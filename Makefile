@@ -20,10 +20,8 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/ninv serve
 
-test: install
+test: lint typecheck
 	./scripts/ensure-redis
-	$(BIN)/ruff check .
-	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: install

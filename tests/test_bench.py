@@ -1,0 +1,47 @@
+"""Every benchmark still runs and prints its figures (tiny sizes; no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(script: str, *args: str) -> dict[str, Any]:
+    ran = subprocess.run(
+        [sys.executable, f"bench/{script}", *args, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    figures: dict[str, Any] = json.loads(ran.stdout)
+    return figures
+
+
+def test_solver_bench() -> None:
+    figures = run_bench("solver.py", "--quick", "--skip-family", "--sizes", "16")
+    assert figures["adam"] and figures["fast_methods"]
+
+
+def test_worker_bench() -> None:
+    figures = run_bench("worker.py", "--max-iter", "2000", "--repeats", "1")
+    assert figures["bare_it_s"] > 0 and figures["task_it_s"] > 0
+
+
+def test_throughput_bench() -> None:
+    figures = run_bench("throughput.py", "--jobs", "12", "--batch-max", "8")
+    assert figures["batching_on"]["succeeded"] == figures["batching_off"]["succeeded"] == 12
+
+
+def test_api_bench() -> None:
+    figures = run_bench("api.py", "--requests", "10", "--n", "64", "--repeats", "1")
+    assert figures["submit"] and figures["parse"]
