@@ -92,7 +92,7 @@ def test_a_killed_worker_does_not_lose_the_job(
 ) -> None:
     server = start_server(settings_env(settings))
     first = start_worker(settings)
-    matrix = write_matrix(tmp_path / "m.npy", n=16, seed=5)
+    matrix = write_matrix(tmp_path / "m.npy", n=96, seed=5)  # about a second to converge
     submitted = client(
         server,
         "submit",

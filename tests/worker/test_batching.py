@@ -133,9 +133,12 @@ def test_batching_can_be_turned_off(settings: Settings, store: JobStore) -> None
 def test_cancelling_one_job_leaves_the_rest_of_its_batch_running(
     settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
 ) -> None:
+    settings = settings.model_copy(update={"batch_max_n": 128})
+    # Gaussian 128x128 matrices: adam needs seconds per stall window, so all keep running.
+    rng = np.random.default_rng(0)
     jobs = [
-        submit(store, settings, m, max_iter=50_000_000, seed=i)
-        for i, m in enumerate(matrices(3, 8))
+        submit(store, settings, rng.standard_normal((128, 128)), max_iter=50_000_000, seed=i)
+        for i in range(3)
     ]
     start_worker(settings)
     wait_for(
@@ -164,7 +167,8 @@ def test_cancelling_one_job_leaves_the_rest_of_its_batch_running(
 def test_killing_the_worker_mid_batch_loses_no_job(
     settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    inputs = matrices(4, 8)
+    settings = settings.model_copy(update={"batch_max_n": 128})
+    inputs = matrices(4, 96)  # about a second to converge: the kill lands mid-batch
     jobs = [
         submit(store, settings, m, max_iter=60_000, seed=i, dtype="float64")
         for i, m in enumerate(inputs)

@@ -18,6 +18,11 @@ from tests.helpers import WorkerProcess, load_npy, submit, wait_finished, wait_f
 pytestmark = pytest.mark.e2e
 
 
+#: A well-conditioned matrix this large takes adam about a second to converge (stall) on this
+#: CPU: long enough for progress ticks, a cancel or a kill to land while it runs.
+LASTING_N = 96
+
+
 def well_conditioned(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, n)) + n * np.eye(n)
@@ -35,7 +40,7 @@ def test_job_runs_and_its_result_matches_numpy(
     settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker(settings)
-    matrix = well_conditioned(12)
+    matrix = well_conditioned(LASTING_N)
     job = submit(store, settings, matrix, method="adam", max_iter=40_000, dtype="float64", seed=1)
 
     done = wait_finished(store, job.id)
@@ -56,7 +61,9 @@ def test_cancel_stops_a_running_job_within_a_tick(
     settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker(settings)
-    job = submit(store, settings, well_conditioned(16), max_iter=50_000_000)
+    # A Gaussian 256x256: adam needs seconds per stall window, so it is surely still running.
+    gaussian = np.random.default_rng(0).standard_normal((256, 256))
+    job = submit(store, settings, gaussian, max_iter=50_000_000)
     wait_running(store, job.id)
 
     store.request_cancel(job.id)
@@ -104,7 +111,7 @@ def test_a_solver_error_fails_the_job_with_a_usable_message(
 def _crash_and_recover(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
     store = open_store(settings)
     first = start_worker(settings)
-    matrix = well_conditioned(16, seed=3)
+    matrix = well_conditioned(LASTING_N, seed=3)
     job = submit(store, settings, matrix, max_iter=120_000, seed=3, dtype="float64")
     wait_running(store, job.id)
 
