@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from celery.signals import worker_ready, worker_shutdown
 
@@ -14,6 +14,9 @@ from ninv.queue import enqueue, make_celery
 from ninv.settings import get_settings
 from ninv.store import JobStore, open_store
 from worker.recovery import LeaseSweeper, requeue_waiting
+
+if TYPE_CHECKING:  # the real import waits for get_runner: Flower must not load torch
+    from worker.runner import JobRunner
 
 __all__ = ["celery_app", "get_runner", "get_store"]
 
@@ -34,7 +37,7 @@ def get_store() -> JobStore:
 
 
 @cache
-def get_runner() -> Any:
+def get_runner() -> JobRunner:
     # Imported here so that `celery -A worker.app` (Flower, inspect) does not load torch.
     from worker.runner import JobRunner
 

@@ -145,7 +145,6 @@ def test_cancelling_one_job_leaves_the_rest_of_its_batch_running(
         lambda: all(finished(store, j).status is JobStatus.running for j in jobs),
         what="all three jobs running in one batch",
     )
-    assert len({finished(store, j).started_at for j in jobs}) >= 1
 
     store.request_cancel(jobs[0].id)
     assert wait_finished(store, jobs[0].id, timeout=15).status is JobStatus.cancelled
