@@ -7,7 +7,6 @@ the retry policy. All of it is tested without a network.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -36,6 +35,7 @@ from client.errors import (
     ServerUnavailable,
     Unauthorized,
 )
+from ninv.npy import from_npy, to_npy
 from ninv.schemas import (
     DType,
     History,
@@ -125,20 +125,15 @@ def build_options(options: SolveOptions | None, kwargs: Mapping[str, Any]) -> So
 
 def encode_npy(array: NDArray[Any]) -> bytes:
     """The `.npy` bytes of an array (never pickled)."""
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+    return to_npy(array)
 
 
 def decode_npy(data: bytes) -> NDArray[Any]:
     """An array from `.npy` bytes; raises ServerError when they are not a plain numeric `.npy`."""
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
+        return from_npy(data)
     except (ValueError, OSError, EOFError) as exc:
         raise ServerError(f"the server sent an unreadable .npy result: {exc}") from None
-    if not isinstance(array, np.ndarray):
-        raise ServerError("the server sent an unreadable .npy result")
-    return array
 
 
 def _as_matrix(matrix: ArrayLike) -> NDArray[Any]:

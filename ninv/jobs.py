@@ -1,17 +1,46 @@
-"""The job record as the store keeps it, and the rules that derive its fields."""
+"""The job record as the store keeps it, and every rule of a job's life.
+
+A job's status changes only through the transitions of `JobRecord` below: pure methods that
+take a record (and the time) and return the next one, or None when the transition does not
+apply. The stores only read a record, ask it for its next state, and write that back
+atomically (compare-and-set); a new state or rule belongs here, not in a store.
+
+    queued --claim--> running --finish--> succeeded | failed | cancelled
+    queued --cancel--> cancelled;  running --cancel--> running with cancel_requested
+    running --recover (lease expired)--> queued (requeue), or failed/cancelled
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from ninv.schemas import Job, JobStatus, SolveOptions
+from ninv.schemas import FINISHED, Job, JobStatus, Progress, SolveOptions, Summary
 
-__all__ = ["JobRecord", "batch_key", "utcnow"]
+__all__ = ["JobRecord", "NotFinished", "batch_key", "lost_error", "require_final", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class NotFinished(Exception):
+    """The operation needs a finished job (delete), or a live one (cancel)."""
+
+    def __init__(self, job_id: str, status: JobStatus) -> None:
+        super().__init__(f"job {job_id} is {status}")
+        self.job_id = job_id
+        self.status = status
+
+
+def require_final(status: JobStatus) -> None:
+    """Raise ValueError unless `status` is one a job can end in."""
+    if status not in FINISHED:
+        raise ValueError(f"finish needs a final status, not {status}")
+
+
+def lost_error(attempts: int) -> str:
+    return f"worker lost after {attempts} attempts"
 
 
 def batch_key(options: SolveOptions, n: int, batch: int | None, *, batch_max_n: int) -> str | None:
@@ -65,3 +94,112 @@ class JobRecord(Job):
     def view(self) -> Job:
         """The job as the API shows it: without owner, lease or idempotency data."""
         return Job.model_validate(self.model_dump(include=set(Job.model_fields)))
+
+    # -- transitions: each returns the next record (None: does not apply); none has I/O --
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def check_new(self) -> None:
+        """Raise ValueError unless this is a record a store may create (a queued job)."""
+        if self.status != JobStatus.queued:
+            raise ValueError(f"a new job must be queued, not {self.status}")
+
+    def owned_by(self, worker: str) -> bool:
+        """Whether `worker` holds this job: it is running under that worker's lease."""
+        return self.status == JobStatus.running and self.worker == worker
+
+    def claim(self, worker: str, lease_s: float, now: datetime) -> JobRecord | None:
+        """Queued -> running under `worker`'s lease, attempts + 1. None unless queued (so a
+        redelivered message for a finished or live-leased job is a no-op)."""
+        if self.status != JobStatus.queued:
+            return None
+        return self.model_copy(
+            update={
+                "status": JobStatus.running,
+                "attempts": self.attempts + 1,
+                "worker": worker,
+                "started_at": now,
+                "lease_until": now + timedelta(seconds=lease_s),
+            }
+        )
+
+    def heartbeat(
+        self, worker: str, lease_s: float, now: datetime, progress: Progress | None
+    ) -> JobRecord | None:
+        """The lease renewed and the latest progress (when given). None unless `worker` owns it."""
+        if not self.owned_by(worker):
+            return None
+        update: dict[str, object] = {"lease_until": now + timedelta(seconds=lease_s)}
+        if progress is not None:
+            update["progress"] = progress
+        return self.model_copy(update=update)
+
+    def finish(
+        self,
+        worker: str,
+        status: JobStatus,
+        now: datetime,
+        *,
+        summary: Summary | None = None,
+        error: str | None = None,
+    ) -> JobRecord | None:
+        """Running -> a final status. None unless `worker` owns it; ValueError if not final."""
+        require_final(status)
+        if not self.owned_by(worker):
+            return None
+        return self._end(status, now, summary=summary, error=error)
+
+    def cancel(self, now: datetime) -> JobRecord:
+        """A queued job is cancelled at once; a running one is flagged for its worker to stop
+        (unchanged if already flagged). Raise NotFinished if it has finished already."""
+        if self.finished:
+            raise NotFinished(self.id, self.status)
+        if self.status == JobStatus.queued:
+            return self._end(JobStatus.cancelled, now, cancel_requested=True)
+        if self.cancel_requested:
+            return self
+        return self.model_copy(update={"cancel_requested": True})
+
+    def check_deletable(self) -> None:
+        """Raise NotFinished unless the job has finished: only finished jobs are deleted."""
+        if not self.finished:
+            raise NotFinished(self.id, self.status)
+
+    def lease_expired(self, now: datetime) -> bool:
+        return (
+            self.status == JobStatus.running
+            and self.lease_until is not None
+            and self.lease_until < now
+        )
+
+    def recover(self, now: datetime, max_attempts: int) -> JobRecord | None:
+        """A running job whose lease expired (its worker died): cancelled if a cancel was
+        requested, failed ("worker lost") after max_attempts, else requeued. None unless the
+        lease has expired."""
+        if not self.lease_expired(now):
+            return None
+        if self.cancel_requested:
+            return self._end(JobStatus.cancelled, now, error=None)
+        if self.attempts >= max_attempts:
+            return self._end(JobStatus.failed, now, error=lost_error(self.attempts))
+        return self.requeue()
+
+    def requeue(self) -> JobRecord:
+        """Back to queued, to start afresh: worker, lease and progress cleared (the store drops
+        the job's history when it writes a requeued record)."""
+        return self.model_copy(
+            update={
+                "status": JobStatus.queued,
+                "worker": None,
+                "lease_until": None,
+                "progress": None,
+            }
+        )
+
+    def _end(self, status: JobStatus, now: datetime, **update: object) -> JobRecord:
+        """A final status: finished now, the lease released."""
+        return self.model_copy(
+            update={"status": status, "finished_at": now, "lease_until": None, **update}
+        )

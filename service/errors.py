@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from ninv.store import IdempotencyConflict, NotFinished, StoreUnavailable
+from ninv.store import IdempotencyConflict, JobNotFound, NotFinished, StoreUnavailable
 
 __all__ = [
     "PROBLEM_JSON",
@@ -161,6 +161,11 @@ async def _on_idempotency(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JobNotFound)
+    return problem_response(request, 404, str(exc))
+
+
 async def _on_not_finished(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NotFinished)
     return problem_response(
@@ -180,5 +185,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StoreUnavailable, _on_unavailable)
     app.add_exception_handler(IdempotencyConflict, _on_idempotency)
+    app.add_exception_handler(JobNotFound, _on_not_found)
     app.add_exception_handler(NotFinished, _on_not_finished)
     app.add_exception_handler(Exception, _on_anything)

@@ -8,7 +8,6 @@ where the problem is: `matrix[3]` for a ragged row, `matrix[2][1]` for a string,
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from ninv.npy import read_header, to_npy
 from ninv.schemas import SolveOptions
 from service.errors import ProblemError, summarize, validation_errors
 
@@ -70,9 +70,7 @@ class ParsedRequest:
         return int(self.matrix.shape[0]) if self.matrix.ndim == 3 else None
 
     def npy(self) -> bytes:
-        buf = io.BytesIO()
-        np.save(buf, self.matrix, allow_pickle=False)
-        return buf.getvalue()
+        return to_npy(self.matrix)
 
 
 def _bad(detail: str, loc: Sequence[str | int] = ("body",), status: int = 422) -> NoReturn:
@@ -326,17 +324,11 @@ def load_npy(body: bytes, limits: Limits) -> tuple[np.ndarray[Any, Any], str]:
     complex, object, string and structured dtypes are refused.
     """
     loc = ("body",)
-    fp = io.BytesIO(body)
     try:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-        else:
-            _bad(f"unsupported .npy format version {version[0]}.{version[1]}")
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-        _bad(f"not a valid .npy file: {exc}")
+        header = read_header(body)
+    except ValueError as exc:
+        _bad(str(exc))
+    shape, dtype = header.shape, header.dtype
     input_dtype = str(dtype)
     if dtype.hasobject:
         _bad("object-dtype .npy is refused: it would need pickle; send a float array")
@@ -345,16 +337,13 @@ def load_npy(body: bytes, limits: Limits) -> tuple[np.ndarray[Any, Any], str]:
         _bad(f".npy dtype {input_dtype} is not a real number type{f' ({what})' if what else ''}")
     if dtype.kind == "f" and dtype.itemsize not in _FLOATS:
         _bad(f".npy dtype {input_dtype} is not supported; use float32 or float64")
-    _check_shape(tuple(int(d) for d in shape), limits)
-    count = math.prod(shape)
-    expected = count * dtype.itemsize
-    offset = fp.tell()
-    got = len(body) - offset
+    _check_shape(shape, limits)
+    expected = math.prod(shape) * dtype.itemsize
+    got = len(body) - header.offset
     if got != expected:
         what = "truncated" if got < expected else "longer than its header says"
         _bad(f".npy data is {what}: the header needs {expected} bytes, the body has {got}")
-    arr = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
-    arr = arr.reshape(shape, order="F" if fortran else "C")
+    arr = header.array(body)
     target = _FLOATS[dtype.itemsize] if dtype.kind == "f" else np.float64
     arr = np.ascontiguousarray(arr, dtype=target)
     _require_finite(arr, loc, "matrix", "is not finite (NaN or infinity)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ import numpy as np
 import redis
 
 from ninv.jobs import JobRecord
+from ninv.npy import from_npy, to_npy
 from ninv.queue import enqueue, make_celery
 from ninv.schemas import FINISHED, SolveOptions
 from ninv.settings import Settings
@@ -54,14 +54,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def npy_bytes(matrix: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, matrix, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def load_npy(blob: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(blob), allow_pickle=False)
+npy_bytes = to_npy
+load_npy = from_npy
 
 
 def submit(

@@ -7,7 +7,6 @@ cancel, store results and summaries, turn errors into failed jobs with a usable 
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ninv.jobs import JobRecord
+from ninv.npy import from_npy, to_npy
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
 from ninv.store import JobStore, Outcome, StoreError
@@ -56,17 +56,6 @@ def _threads_for(entries: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _load_npy(blob: bytes) -> np.ndarray:
-    array: np.ndarray = np.load(io.BytesIO(blob), allow_pickle=False)
-    return array
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -213,7 +202,7 @@ class JobRunner:
         blob = self._store.load_matrix(job.id)
         if blob is None:
             raise SolverError(f"job {job.id} has no stored input matrix")
-        return _load_npy(blob)
+        return from_npy(blob)
 
     def _report(self, ticks: Sequence[tuple[_Running, ProgressPoint]]) -> list[bool]:
         """One store call for a tick of every live job; whether each one goes on."""
@@ -239,7 +228,7 @@ class JobRunner:
             item.job.id,
             status=status,
             summary=summarise(solution),
-            result=_npy_bytes(solution.inverse),
+            result=to_npy(solution.inverse),
             error=error,
             history=item.progress.final_history(curve(solution)),
         )

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import builtins
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ninv.jobs import JobRecord
-from ninv.schemas import FINISHED, HistoryPoint, JobStatus, Progress, Summary
+from ninv.jobs import JobRecord, NotFinished, require_final
+from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
 
 __all__ = [
     "Beat",
     "Heartbeat",
     "IdempotencyConflict",
+    "JobNotFound",
     "JobStore",
     "NotFinished",
     "Outcome",
-    "SingleJobForms",
     "StoreError",
     "StoreUnavailable",
     "capped",
-    "check_final",
+    "visible",
 ]
 
 
@@ -43,13 +42,19 @@ class IdempotencyConflict(StoreError):
         self.job_id = job_id
 
 
-class NotFinished(StoreError):
-    """The operation needs a finished job (delete), or a live one (cancel)."""
+class JobNotFound(StoreError):
+    """No such job, or (for an owner-scoped call) not the caller's: the same to the caller."""
 
-    def __init__(self, job_id: str, status: JobStatus) -> None:
-        super().__init__(f"job {job_id} is {status}")
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id}")
         self.job_id = job_id
-        self.status = status
+
+
+def visible(job: JobRecord | None, job_id: str, owner: str | None) -> JobRecord:
+    """The job, if it exists and (when `owner` is given) is that owner's; else JobNotFound."""
+    if job is None or (owner is not None and job.owner != owner):
+        raise JobNotFound(job_id)
+    return job
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class Outcome:
     error: str | None = None
     history: list[HistoryPoint] | None = None
 
+    def __post_init__(self) -> None:  # refused before any store call changes anything
+        require_final(self.status)
+
 
 class JobStore(Protocol):
     """Durable job records, matrix blobs, progress, history, leases and cancel flags.
@@ -104,13 +112,26 @@ class JobStore(Protocol):
         """
         ...
 
-    def get(self, job_id: str) -> JobRecord | None: ...
+    def get(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
+        """The job; None if unknown or, when `owner` is given, not that owner's.
+
+        Every `owner` argument means the same: the call acts only on that owner's job, checked
+        in the same atomic step, and another owner's job is as unknown as a missing one (None
+        here, JobNotFound from the calls below).
+        """
+        ...
 
     def load_matrix(self, job_id: str) -> bytes | None: ...
 
-    def load_result(self, job_id: str) -> bytes | None: ...
+    def result(self, job_id: str, *, owner: str | None = None) -> tuple[JobRecord, bytes | None]:
+        """The job and its inverse (None until stored), read together. Raise JobNotFound if the
+        job is unknown or not `owner`'s."""
+        ...
 
-    def history(self, job_id: str) -> builtins.list[HistoryPoint]: ...
+    def history(self, job_id: str, *, owner: str | None = None) -> builtins.list[HistoryPoint]:
+        """The job's loss curve, oldest first. With `owner`, raise JobNotFound if the job is
+        unknown or not that owner's; without, an unknown job's curve is empty."""
+        ...
 
     def list(
         self,
@@ -124,10 +145,8 @@ class JobStore(Protocol):
         ...
 
     def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
-        """Atomically take a queued job: status running, attempts + 1, worker, lease.
-
-        Return None, changing nothing, unless the job is queued (so a redelivered message for a
-        finished or live-leased job is a no-op).
+        """Atomically take a queued job (`JobRecord.claim`); None, changing nothing, if that
+        does not apply (so a redelivered message for a finished or live-leased job is a no-op).
         """
         ...
 
@@ -135,24 +154,6 @@ class JobStore(Protocol):
         self, batch_key: str, worker: str, lease_s: float, limit: int
     ) -> builtins.list[JobRecord]:
         """Claim up to `limit` queued jobs with this batch_key, oldest first, as `claim` does."""
-        ...
-
-    def heartbeat(
-        self,
-        job_id: str,
-        worker: str,
-        lease_s: float,
-        *,
-        progress: Progress | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> Heartbeat:
-        """Renew the lease, store the latest progress, append history points, read the cancel flag.
-
-        Only while `worker` owns the running job; otherwise change nothing and return owned=False.
-        History keeps at most history_max_points points (the oldest beyond that are dropped,
-        except the first). The same as a one-element `heartbeat_many`.
-        """
         ...
 
     def heartbeat_many(
@@ -163,31 +164,13 @@ class JobStore(Protocol):
         *,
         history_max_points: int = 500,
     ) -> builtins.list[Heartbeat]:
-        """`heartbeat` for many jobs in one atomic step (O(1) round trips); answers in order.
+        """For each beat, in one atomic step (O(1) round trips), answering in order: renew the
+        lease and store the progress (`JobRecord.heartbeat`), append the history points, read
+        the cancel flag.
 
         A job the worker does not own gets owned=False and is left unchanged; the others are
-        still updated.
-        """
-        ...
-
-    def finish(
-        self,
-        job_id: str,
-        worker: str,
-        *,
-        status: JobStatus,
-        summary: Summary | None = None,
-        result: bytes | None = None,
-        error: str | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> bool:
-        """Record a running job's end (succeeded, failed or cancelled) while `worker` owns it.
-
-        Sets finished_at and starts the retention clock; when `history` is given it replaces
-        the job's curve (thinned by `capped` to history_max_points) in the same atomic step.
-        Return False, changing nothing, when the worker no longer owns the job. Raise
-        ValueError for a status that is not final. The same as a one-element `finish_many`.
+        still updated. History keeps at most history_max_points points (the oldest beyond that
+        are dropped, except the first).
         """
         ...
 
@@ -198,32 +181,33 @@ class JobStore(Protocol):
         *,
         history_max_points: int = 500,
     ) -> builtins.list[bool]:
-        """`finish` for many jobs in one atomic step (O(1) round trips); answers in order.
+        """Record jobs' ends (`JobRecord.finish`) in one atomic step (O(1) round trips);
+        answers in order.
 
-        Only the jobs `worker` owns (running) finish; the others are left unchanged (False).
-        Raise ValueError, changing nothing, if any outcome's status is not final.
+        Only the jobs `worker` owns finish: each gets its summary, error, result and final
+        status, its retention clock starts, and a given `history` replaces its curve (thinned
+        by `capped` to history_max_points). The others are left unchanged (False).
         """
         ...
 
-    def request_cancel(self, job_id: str) -> JobRecord:
-        """Cancel a queued job at once, or flag a running one for its worker to stop.
-
-        Raise NotFinished(job_id, status) if the job has already finished, KeyError if unknown.
+    def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:
+        """`JobRecord.cancel`: a queued job is cancelled at once, a running one flagged for its
+        worker. Raise NotFinished if it has finished already, JobNotFound if it is unknown or
+        not `owner`'s.
         """
         ...
 
-    def delete(self, job_id: str) -> None:
-        """Forget a finished job and its blobs. Raise NotFinished if it has not finished, KeyError
-        if unknown."""
+    def delete(self, job_id: str, *, owner: str | None = None) -> None:
+        """Forget a finished job and its blobs. Raise NotFinished if it has not finished,
+        JobNotFound if it is unknown or not `owner`'s."""
         ...
 
     def recover_expired(
         self, now: datetime, max_attempts: int
     ) -> tuple[builtins.list[str], builtins.list[str]]:
-        """Handle running jobs whose lease expired before `now` (their worker died).
-
-        Those with attempts < max_attempts go back to queued (worker and lease cleared); the others
-        fail with error "worker lost after N attempts". Return (requeued ids, failed ids).
+        """`JobRecord.recover` every running job whose lease expired before `now` (its worker
+        died). A requeued job starts afresh: its history is dropped. Return (requeued ids, ids of
+        jobs that ended here: failed, or cancelled when a cancel had been requested).
         """
         ...
 
@@ -257,68 +241,3 @@ def capped(points: Sequence[HistoryPoint], cap: int) -> builtins.list[HistoryPoi
     last = len(points) - 1
     picks = sorted({round(i * last / (cap - 1)) for i in range(cap)})
     return [points[i] for i in picks]
-
-
-def check_final(outcomes: Sequence[Outcome]) -> None:
-    """Refuse, before anything changes, an outcome whose status is not a final one."""
-    for outcome in outcomes:
-        if outcome.status not in FINISHED:
-            raise ValueError(f"finish needs a final status, not {outcome.status}")
-
-
-class SingleJobForms(ABC):
-    """`heartbeat` and `finish` for one job, as one-element calls of the many-job forms.
-
-    Both stores inherit these, so the single and batched paths are one code path.
-    """
-
-    @abstractmethod
-    def heartbeat_many(
-        self,
-        worker: str,
-        lease_s: float,
-        beats: Sequence[Beat],
-        *,
-        history_max_points: int = 500,
-    ) -> builtins.list[Heartbeat]: ...
-
-    @abstractmethod
-    def finish_many(
-        self,
-        worker: str,
-        outcomes: Sequence[Outcome],
-        *,
-        history_max_points: int = 500,
-    ) -> builtins.list[bool]: ...
-
-    def heartbeat(
-        self,
-        job_id: str,
-        worker: str,
-        lease_s: float,
-        *,
-        progress: Progress | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> Heartbeat:
-        beat = Beat(job_id, progress=progress, history=history)
-        return self.heartbeat_many(worker, lease_s, [beat], history_max_points=history_max_points)[
-            0
-        ]
-
-    def finish(
-        self,
-        job_id: str,
-        worker: str,
-        *,
-        status: JobStatus,
-        summary: Summary | None = None,
-        result: bytes | None = None,
-        error: str | None = None,
-        history: builtins.list[HistoryPoint] | None = None,
-        history_max_points: int = 500,
-    ) -> bool:
-        outcome = Outcome(
-            job_id, status=status, summary=summary, result=result, error=error, history=history
-        )
-        return self.finish_many(worker, [outcome], history_max_points=history_max_points)[0]

@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ninv.jobs import JobRecord
-from ninv.schemas import FINISHED, JobStatus
+from ninv.schemas import JobStatus
 
 __all__ = [
     "ALL_STATUSES",
-    "FINISHED",
     "decode_cursor",
     "dump_record",
     "encode_cursor",
     "from_us",
     "load_record",
-    "lost_error",
     "to_us",
 ]
 
@@ -55,7 +53,3 @@ def dump_record(job: JobRecord) -> str:
 
 def load_record(raw: str | bytes) -> JobRecord:
     return JobRecord.model_validate_json(raw)
-
-
-def lost_error(attempts: int) -> str:
-    return f"worker lost after {attempts} attempts"

@@ -16,11 +16,12 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:solve:seconds         hash    method -> their total elapsed_s
 
 Every transition is an optimistic WATCH/MULTI transaction on the job's key, retried on
-conflict, so the API and any number of workers can race on the same job safely. The batch
-transitions (claim_compatible, heartbeat_many, finish_many) are one such transaction over all
-their jobs' keys: WATCH, one read (a read-only Lua script), MULTI ... EXEC. Finished
-jobs' keys (record, blobs, history, idempotency key) get a TTL of retention_s; listing drops
-index entries whose record has expired.
+conflict: read the record, ask it for its next state (`JobRecord`'s rules, ninv/jobs.py), write
+that and the indexes its status implies (`_put`). So the API and any number of workers can race
+on the same job safely. The batch transitions (claim_compatible, heartbeat_many, finish_many)
+are one such transaction over all their jobs' keys: WATCH, one read (a read-only Lua script),
+MULTI ... EXEC. Finished jobs' keys (record, blobs, history, idempotency key) get a TTL of
+retention_s; listing drops index entries whose record has expired.
 """
 
 from __future__ import annotations
@@ -47,12 +48,10 @@ from ninv.store._base import (
     Heartbeat,
     IdempotencyConflict,
     JobStore,
-    NotFinished,
     Outcome,
-    SingleJobForms,
     StoreUnavailable,
     capped,
-    check_final,
+    visible,
 )
 from ninv.store._codec import (
     ALL_STATUSES,
@@ -60,7 +59,6 @@ from ninv.store._codec import (
     dump_record,
     encode_cursor,
     load_record,
-    lost_error,
     to_us,
 )
 
@@ -117,7 +115,7 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-class RedisStore(SingleJobForms):
+class RedisStore:
     """JobStore on Redis (see the module docstring for the key layout)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, retention_s: int) -> None:
@@ -229,10 +227,6 @@ class RedisStore(SingleJobForms):
         histories = [_History(int(rest[i]), rest[i + 1]) for i in range(0, len(rest), 2)]
         return records, histories
 
-    @staticmethod
-    def _owns(job: JobRecord | None, worker: str) -> bool:
-        return job is not None and job.status == JobStatus.running and job.worker == worker
-
     def _append_history(
         self, pipe: Pipeline, job_id: str, state: _History, points: Sequence[str], cap: int
     ) -> None:
@@ -270,6 +264,21 @@ class RedisStore(SingleJobForms):
         if job.batch_key is not None:
             pipe.zadd(self._k_batch(job.batch_key), {job.id: score})
 
+    def _put(self, pipe: Pipeline, job: JobRecord) -> None:
+        """Queue the writes of a record whose status may have changed: it and the indexes its
+        status implies (queued: the queues; running: the lease index; finished: `_end`)."""
+        if job.finished:
+            self._end(pipe, job)
+            return
+        pipe.set(self._k_job(job.id), dump_record(job))
+        if job.status == JobStatus.queued:
+            pipe.zrem(self._k_running, job.id)
+            self._enqueue(pipe, job)
+        else:
+            assert job.lease_until is not None
+            self._unqueue(pipe, job)
+            pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
+
     def _end(self, pipe: Pipeline, job: JobRecord) -> None:
         """Queue the writes of a job that just finished (job already updated): TTLs, indexes."""
         now = utcnow()
@@ -291,21 +300,33 @@ class RedisStore(SingleJobForms):
         self._r.ping()
 
     @_guard
-    def get(self, job_id: str) -> JobRecord | None:
+    def get(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
         raw = cast("bytes | None", self._r.get(self._k_job(job_id)))
-        return None if raw is None else load_record(raw)
+        job = None if raw is None else load_record(raw)
+        return None if job is None or (owner is not None and job.owner != owner) else job
 
     @_guard
     def load_matrix(self, job_id: str) -> bytes | None:
         return cast("bytes | None", self._r.get(self._k_matrix(job_id)))
 
     @_guard
-    def load_result(self, job_id: str) -> bytes | None:
-        return cast("bytes | None", self._r.get(self._k_result(job_id)))
+    def result(self, job_id: str, *, owner: str | None = None) -> tuple[JobRecord, bytes | None]:
+        raw, blob = cast(
+            "list[bytes | None]", self._r.mget([self._k_job(job_id), self._k_result(job_id)])
+        )
+        job = None if raw is None else load_record(raw)
+        return visible(job, job_id, owner), blob
 
     @_guard
-    def history(self, job_id: str) -> builtins.list[HistoryPoint]:
-        raw = cast("list[bytes]", self._r.lrange(self._k_history(job_id), 0, -1))
+    def history(self, job_id: str, *, owner: str | None = None) -> builtins.list[HistoryPoint]:
+        if owner is None:
+            raw = cast("list[bytes]", self._r.lrange(self._k_history(job_id), 0, -1))
+        else:  # the record and the curve in one MULTI/EXEC: both as of the same moment
+            with self._r.pipeline() as pipe:
+                pipe.get(self._k_job(job_id))
+                pipe.lrange(self._k_history(job_id), 0, -1)
+                record, raw = cast("tuple[bytes | None, list[bytes]]", pipe.execute())
+            visible(None if record is None else load_record(record), job_id, owner)
         return [HistoryPoint.model_validate_json(item) for item in raw]
 
     @_guard
@@ -412,8 +433,7 @@ class RedisStore(SingleJobForms):
 
     @_guard
     def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
-        if job.status != JobStatus.queued:
-            raise ValueError(f"a new job must be queued, not {job.status}")
+        job.check_new()
         idem = None if job.idempotency_key is None else self._k_idem(job.owner, job.idempotency_key)
 
         def body(pipe: Pipeline) -> tuple[JobRecord, bool]:
@@ -437,24 +457,6 @@ class RedisStore(SingleJobForms):
 
         return self._txn([] if idem is None else [idem], body)
 
-    def _claimed(self, job: JobRecord, worker: str, lease_s: float) -> JobRecord:
-        now = utcnow()
-        return job.model_copy(
-            update={
-                "status": JobStatus.running,
-                "attempts": job.attempts + 1,
-                "worker": worker,
-                "started_at": now,
-                "lease_until": now + timedelta(seconds=lease_s),
-            }
-        )
-
-    def _write_claim(self, pipe: Pipeline, job: JobRecord) -> None:
-        assert job.lease_until is not None
-        pipe.set(self._k_job(job.id), dump_record(job))
-        self._unqueue(pipe, job)
-        pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
-
     def _heal(self, pipe: Pipeline, job_id: str, job: JobRecord | None) -> None:
         """Queue the removal from the queued indexes of a job that is not queued."""
         pipe.zrem(self._k_queued, job_id)
@@ -466,19 +468,18 @@ class RedisStore(SingleJobForms):
         key = self._k_job(job_id)
         # fast path: a redelivered message for a running or finished job is one GET
         raw = cast("bytes | None", self._r.get(key))
-        if raw is None or load_record(raw).status != JobStatus.queued:
+        if raw is None or load_record(raw).claim(worker, lease_s, utcnow()) is None:
             return None
 
         def body(pipe: Pipeline) -> JobRecord | None:
             job = self._read(pipe, key)
-            if job is None or job.status != JobStatus.queued:
-                pipe.multi()
-                self._heal(pipe, job_id, job)
-                return None
-            job = self._claimed(job, worker, lease_s)
+            claimed = None if job is None else job.claim(worker, lease_s, utcnow())
             pipe.multi()
-            self._write_claim(pipe, job)
-            return job
+            if claimed is None:
+                self._heal(pipe, job_id, job)
+            else:
+                self._put(pipe, claimed)
+            return claimed
 
         return self._txn([key], body)
 
@@ -511,14 +512,15 @@ class RedisStore(SingleJobForms):
                 records, _ = self._read_batch(pipe, keys, [])
                 taken: list[JobRecord] = []
                 examined: list[str] = []
+                now = utcnow()
                 pipe.multi()
                 for job_id, job in zip(candidates, records, strict=True):
-                    if job is None or job.status != JobStatus.queued:
+                    claimed = None if job is None else job.claim(worker, lease_s, now)
+                    if claimed is None:
                         self._heal(pipe, job_id, job)
                     elif len(taken) < want:
-                        job = self._claimed(job, worker, lease_s)
-                        self._write_claim(pipe, job)
-                        taken.append(job)
+                        self._put(pipe, claimed)
+                        taken.append(claimed)
                     else:
                         continue
                     examined.append(job_id)
@@ -555,17 +557,16 @@ class RedisStore(SingleJobForms):
             jobs = dict(zip(ids, records, strict=True))
             histories = dict(zip(with_history, states, strict=True))
             answers: list[Heartbeat] = []
+            now = utcnow()
             pipe.multi()
             for beat, new_points in zip(beats, points, strict=True):
                 job = jobs[beat.job_id]
-                if job is None or not self._owns(job, worker):
+                renewed = job and job.heartbeat(worker, lease_s, now, beat.progress)
+                if renewed is None:
                     cancel = bool(job and job.cancel_requested)
                     answers.append(Heartbeat(owned=False, cancel_requested=cancel))
                     continue
-                update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
-                if beat.progress is not None:
-                    update["progress"] = beat.progress
-                job = jobs[beat.job_id] = job.model_copy(update=update)
+                job = jobs[beat.job_id] = renewed
                 assert job.lease_until is not None
                 pipe.set(self._k_job(job.id), dump_record(job))
                 pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
@@ -584,7 +585,6 @@ class RedisStore(SingleJobForms):
         *,
         history_max_points: int = 500,
     ) -> builtins.list[bool]:
-        check_final(outcomes)
         if not outcomes:
             return []
         cap = max(1, history_max_points)
@@ -599,21 +599,21 @@ class RedisStore(SingleJobForms):
             records, _ = self._read_batch(pipe, job_keys, [])
             jobs = dict(zip(ids, records, strict=True))
             answers: list[bool] = []
+            now = utcnow()
             pipe.multi()
             for outcome, curve in zip(outcomes, curves, strict=True):
-                job = jobs[outcome.job_id]
-                if job is None or not self._owns(job, worker):
+                found = jobs[outcome.job_id]
+                job = (
+                    None
+                    if found is None
+                    else found.finish(
+                        worker, outcome.status, now, summary=outcome.summary, error=outcome.error
+                    )
+                )
+                if job is None:
                     answers.append(False)
                     continue
-                job = jobs[outcome.job_id] = job.model_copy(
-                    update={
-                        "status": outcome.status,
-                        "summary": outcome.summary,
-                        "error": outcome.error,
-                        "finished_at": utcnow(),
-                        "lease_until": None,
-                    }
-                )
+                jobs[outcome.job_id] = job
                 if outcome.result is not None:
                     pipe.set(self._k_result(job.id), outcome.result)
                 if curve is not None:  # before _end, which sets the history's TTL
@@ -632,50 +632,28 @@ class RedisStore(SingleJobForms):
         return self._txn(job_keys, body)
 
     @_guard
-    def request_cancel(self, job_id: str) -> JobRecord:
+    def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:
         key = self._k_job(job_id)
 
         def body(pipe: Pipeline) -> JobRecord:
-            job = self._read(pipe, key)
-            if job is None:
-                raise KeyError(job_id)
-            if job.status in FINISHED:
-                raise NotFinished(job_id, job.status)
-            if job.status == JobStatus.queued:
-                job = job.model_copy(
-                    update={
-                        "status": JobStatus.cancelled,
-                        "cancel_requested": True,
-                        "finished_at": utcnow(),
-                    }
-                )
+            job = visible(self._read(pipe, key), job_id, owner)
+            cancelled = job.cancel(utcnow())
+            if cancelled is not job:
                 pipe.multi()
-                self._end(pipe, job)
-                return job
-            if job.cancel_requested:
-                return job
-            job = job.model_copy(update={"cancel_requested": True})
-            pipe.multi()
-            pipe.set(key, dump_record(job))
-            return job
+                self._put(pipe, cancelled)
+            return cancelled
 
         return self._txn([key], body)
 
     @_guard
-    def delete(self, job_id: str) -> None:
-        """Forget a finished job. Raise KeyError if unknown, NotFinished if not finished."""
+    def delete(self, job_id: str, *, owner: str | None = None) -> None:
         key = self._k_job(job_id)
-        job = self.get(job_id)
-        if job is None:
-            raise KeyError(job_id)
+        job = visible(self.get(job_id), job_id, owner)
         idem = None if job.idempotency_key is None else self._k_idem(job.owner, job.idempotency_key)
 
         def body(pipe: Pipeline) -> None:
-            current = self._read(pipe, key)
-            if current is None:
-                raise KeyError(job_id)
-            if current.status not in FINISHED:
-                raise NotFinished(job_id, current.status)
+            current = visible(self._read(pipe, key), job_id, owner)
+            current.check_deletable()
             mapped = None if idem is None else cast("bytes | None", pipe.get(idem))
             pipe.multi()
             pipe.delete(
@@ -694,12 +672,6 @@ class RedisStore(SingleJobForms):
     def recover_expired(
         self, now: datetime, max_attempts: int
     ) -> tuple[builtins.list[str], builtins.list[str]]:
-        """Requeue or fail the running jobs whose lease expired before `now`.
-
-        A job whose cancel was requested ends as cancelled instead of being requeued; it is
-        reported with the failed ones (the second list: jobs that ended here). A requeued job
-        starts afresh: its progress and history are cleared.
-        """
         now_us = to_us(now)
         raw = cast("list[bytes]", self._r.zrangebyscore(self._k_running, "-inf", f"({now_us}"))
         requeued: list[str] = []
@@ -710,38 +682,17 @@ class RedisStore(SingleJobForms):
             def body(pipe: Pipeline, job_id: str = job_id, key: str = key) -> str | None:
                 job = self._read(pipe, key)
                 if job is None or job.status != JobStatus.running:
-                    pipe.multi()
+                    pipe.multi()  # a stale index entry
                     pipe.zrem(self._k_running, job_id)
                     return None
-                if job.lease_until is None or to_us(job.lease_until) >= now_us:
+                after = job.recover(now, max_attempts)
+                if after is None:
                     return None  # renewed meanwhile
-                if job.cancel_requested or job.attempts >= max_attempts:
-                    done = job.model_copy(
-                        update={
-                            "status": (
-                                JobStatus.cancelled if job.cancel_requested else JobStatus.failed
-                            ),
-                            "error": None if job.cancel_requested else lost_error(job.attempts),
-                            "finished_at": utcnow(),
-                            "lease_until": None,
-                        }
-                    )
-                    pipe.multi()
-                    self._end(pipe, done)
-                    return "ended"
-                back = job.model_copy(
-                    update={
-                        "status": JobStatus.queued,
-                        "worker": None,
-                        "lease_until": None,
-                        "progress": None,
-                    }
-                )
                 pipe.multi()
-                pipe.set(key, dump_record(back))
+                self._put(pipe, after)
+                if after.finished:
+                    return "ended"
                 pipe.delete(self._k_history(job_id))
-                pipe.zrem(self._k_running, job_id)
-                self._enqueue(pipe, back)
                 return "requeued"
 
             outcome = self._txn([key], body)

@@ -2,7 +2,9 @@
 
 Safe for the API process (and its threadpool) and a worker process at once: WAL mode, a busy
 timeout, one connection per thread, and every transition in a `BEGIN IMMEDIATE` transaction.
-The record JSON is the source of truth; the columns beside it exist for the indexes.
+The record JSON is the source of truth; the columns beside it exist for the indexes. Every
+transition reads the record, asks it for its next state (`JobRecord`'s rules, ninv/jobs.py) and
+writes that back in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,24 +14,22 @@ import functools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from ninv.jobs import JobRecord, utcnow
-from ninv.schemas import FINISHED, HistoryPoint, JobStatus
+from ninv.schemas import HistoryPoint, JobStatus
 from ninv.store._base import (
     Beat,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
-    NotFinished,
     Outcome,
-    SingleJobForms,
     StoreUnavailable,
     capped,
-    check_final,
+    visible,
 )
 from ninv.store._codec import (
     ALL_STATUSES,
@@ -37,7 +37,6 @@ from ninv.store._codec import (
     dump_record,
     encode_cursor,
     load_record,
-    lost_error,
     to_us,
 )
 
@@ -104,7 +103,7 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-class SqliteStore(SingleJobForms):
+class SqliteStore:
     """JobStore in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | Path, *, retention_s: int, busy_timeout_s: float = 10.0) -> None:
@@ -139,10 +138,10 @@ class SqliteStore(SingleJobForms):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """A BEGIN IMMEDIATE transaction: committed on success, rolled back on any error."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(begin)
         try:
             yield conn
             conn.execute("COMMIT")
@@ -150,6 +149,10 @@ class SqliteStore(SingleJobForms):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: its reads see one consistent state of the file."""
+        return self._write("BEGIN DEFERRED")
 
     @_guard
     def _init_schema(self) -> None:
@@ -178,23 +181,6 @@ class SqliteStore(SingleJobForms):
             ),
         )
 
-    @staticmethod
-    def _claim_row(
-        conn: sqlite3.Connection, job: JobRecord, worker: str, lease_s: float
-    ) -> JobRecord:
-        now = utcnow()
-        job = job.model_copy(
-            update={
-                "status": JobStatus.running,
-                "attempts": job.attempts + 1,
-                "worker": worker,
-                "started_at": now,
-                "lease_until": now + timedelta(seconds=lease_s),
-            }
-        )
-        SqliteStore._save(conn, job)
-        return job
-
     # -- reads ---------------------------------------------------------------------------
 
     @_guard
@@ -202,32 +188,35 @@ class SqliteStore(SingleJobForms):
         self._conn().execute("SELECT 1").fetchone()
 
     @_guard
-    def get(self, job_id: str) -> JobRecord | None:
-        return self._row_job(self._conn(), job_id)
+    def get(self, job_id: str, *, owner: str | None = None) -> JobRecord | None:
+        job = self._row_job(self._conn(), job_id)
+        return None if job is None or (owner is not None and job.owner != owner) else job
 
-    def _blob(self, job_id: str, kind: str) -> bytes | None:
-        row = (
-            self._conn()
-            .execute("SELECT data FROM blobs WHERE job_id = ? AND kind = ?", (job_id, kind))
-            .fetchone()
-        )
+    @staticmethod
+    def _blob(conn: sqlite3.Connection, job_id: str, kind: str) -> bytes | None:
+        row = conn.execute(
+            "SELECT data FROM blobs WHERE job_id = ? AND kind = ?", (job_id, kind)
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
     @_guard
     def load_matrix(self, job_id: str) -> bytes | None:
-        return self._blob(job_id, "matrix")
+        return self._blob(self._conn(), job_id, "matrix")
 
     @_guard
-    def load_result(self, job_id: str) -> bytes | None:
-        return self._blob(job_id, "result")
+    def result(self, job_id: str, *, owner: str | None = None) -> tuple[JobRecord, bytes | None]:
+        with self._snapshot() as conn:
+            job = visible(self._row_job(conn, job_id), job_id, owner)
+            return job, self._blob(conn, job_id, "result")
 
     @_guard
-    def history(self, job_id: str) -> builtins.list[HistoryPoint]:
-        rows = (
-            self._conn()
-            .execute("SELECT point FROM history WHERE job_id = ? ORDER BY seq", (job_id,))
-            .fetchall()
-        )
+    def history(self, job_id: str, *, owner: str | None = None) -> builtins.list[HistoryPoint]:
+        with self._snapshot() as conn:
+            if owner is not None:
+                visible(self._row_job(conn, job_id), job_id, owner)
+            rows = conn.execute(
+                "SELECT point FROM history WHERE job_id = ? ORDER BY seq", (job_id,)
+            ).fetchall()
         return [HistoryPoint.model_validate_json(row[0]) for row in rows]
 
     @_guard
@@ -305,8 +294,7 @@ class SqliteStore(SingleJobForms):
 
     @_guard
     def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
-        if job.status != JobStatus.queued:
-            raise ValueError(f"a new job must be queued, not {job.status}")
+        job.check_new()
         with self._write() as conn:
             if job.idempotency_key is not None:
                 row = conn.execute(
@@ -344,9 +332,10 @@ class SqliteStore(SingleJobForms):
     def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
         with self._write() as conn:
             job = self._row_job(conn, job_id)
-            if job is None or job.status != JobStatus.queued:
-                return None
-            return self._claim_row(conn, job, worker, lease_s)
+            claimed = None if job is None else job.claim(worker, lease_s, utcnow())
+            if claimed is not None:
+                self._save(conn, claimed)
+            return claimed
 
     @_guard
     def claim_compatible(
@@ -354,19 +343,20 @@ class SqliteStore(SingleJobForms):
     ) -> builtins.list[JobRecord]:
         if limit <= 0:
             return []
+        now = utcnow()
+        claimed: list[JobRecord] = []
         with self._write() as conn:
             rows = conn.execute(
                 "SELECT record FROM jobs WHERE batch_key = ? AND status = 'queued'"
                 " ORDER BY created_us, id LIMIT ?",
                 (batch_key, limit),
             ).fetchall()
-            return [self._claim_row(conn, load_record(row[0]), worker, lease_s) for row in rows]
-
-    @staticmethod
-    def _owned(conn: sqlite3.Connection, job_id: str, worker: str) -> tuple[JobRecord | None, bool]:
-        job = SqliteStore._row_job(conn, job_id)
-        owned = job is not None and job.status == JobStatus.running and job.worker == worker
-        return job, owned
+            for (raw,) in rows:
+                job = load_record(raw).claim(worker, lease_s, now)
+                if job is not None:
+                    self._save(conn, job)
+                    claimed.append(job)
+        return claimed
 
     @staticmethod
     def _append_history(
@@ -406,17 +396,16 @@ class SqliteStore(SingleJobForms):
             return []
         cap = max(1, history_max_points)
         answers: list[Heartbeat] = []
+        now = utcnow()
         with self._write() as conn:
             for beat in beats:
-                job, owned = self._owned(conn, beat.job_id, worker)
-                if job is None or not owned:
+                job = self._row_job(conn, beat.job_id)
+                renewed = job and job.heartbeat(worker, lease_s, now, beat.progress)
+                if renewed is None:
                     cancel = bool(job and job.cancel_requested)
                     answers.append(Heartbeat(owned=False, cancel_requested=cancel))
                     continue
-                update: dict[str, Any] = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
-                if beat.progress is not None:
-                    update["progress"] = beat.progress
-                job = job.model_copy(update=update)
+                job = renewed
                 self._save(conn, job)
                 self._append_history(conn, job.id, beat.history or [], cap)
                 answers.append(Heartbeat(owned=True, cancel_requested=job.cancel_requested))
@@ -430,26 +419,24 @@ class SqliteStore(SingleJobForms):
         *,
         history_max_points: int = 500,
     ) -> builtins.list[bool]:
-        check_final(outcomes)
         if not outcomes:
             return []
         cap = max(1, history_max_points)
         answers: list[bool] = []
+        now = utcnow()
         with self._write() as conn:
             for outcome in outcomes:
-                job, owned = self._owned(conn, outcome.job_id, worker)
-                if job is None or not owned:
+                found = self._row_job(conn, outcome.job_id)
+                job = (
+                    None
+                    if found is None
+                    else found.finish(
+                        worker, outcome.status, now, summary=outcome.summary, error=outcome.error
+                    )
+                )
+                if job is None:
                     answers.append(False)
                     continue
-                job = job.model_copy(
-                    update={
-                        "status": outcome.status,
-                        "summary": outcome.summary,
-                        "error": outcome.error,
-                        "finished_at": utcnow(),
-                        "lease_until": None,
-                    }
-                )
                 self._save(conn, job)
                 if outcome.result is not None:
                     conn.execute(
@@ -471,27 +458,13 @@ class SqliteStore(SingleJobForms):
         return answers
 
     @_guard
-    def request_cancel(self, job_id: str) -> JobRecord:
+    def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:
         with self._write() as conn:
-            job = self._row_job(conn, job_id)
-            if job is None:
-                raise KeyError(job_id)
-            if job.status in FINISHED:
-                raise NotFinished(job_id, job.status)
-            if job.status == JobStatus.queued:
-                job = job.model_copy(
-                    update={
-                        "status": JobStatus.cancelled,
-                        "cancel_requested": True,
-                        "finished_at": utcnow(),
-                    }
-                )
-            elif not job.cancel_requested:
-                job = job.model_copy(update={"cancel_requested": True})
-            else:
-                return job
-            self._save(conn, job)
-            return job
+            job = visible(self._row_job(conn, job_id), job_id, owner)
+            cancelled = job.cancel(utcnow())
+            if cancelled is not job:
+                self._save(conn, cancelled)
+            return cancelled
 
     @staticmethod
     def _forget(conn: sqlite3.Connection, job_ids: builtins.list[str]) -> None:
@@ -506,26 +479,15 @@ class SqliteStore(SingleJobForms):
             )
 
     @_guard
-    def delete(self, job_id: str) -> None:
-        """Forget a finished job. Raise KeyError if unknown, NotFinished if not finished."""
+    def delete(self, job_id: str, *, owner: str | None = None) -> None:
         with self._write() as conn:
-            job = self._row_job(conn, job_id)
-            if job is None:
-                raise KeyError(job_id)
-            if job.status not in FINISHED:
-                raise NotFinished(job_id, job.status)
+            visible(self._row_job(conn, job_id), job_id, owner).check_deletable()
             self._forget(conn, [job_id])
 
     @_guard
     def recover_expired(
         self, now: datetime, max_attempts: int
     ) -> tuple[builtins.list[str], builtins.list[str]]:
-        """Requeue or fail the running jobs whose lease expired before `now`.
-
-        A job whose cancel was requested ends as cancelled instead of being requeued; it is
-        reported with the failed ones (the second list: jobs that ended here). A requeued job
-        starts afresh: its progress and history are cleared.
-        """
         requeued: list[str] = []
         ended: list[str] = []
         with self._write() as conn:
@@ -535,28 +497,12 @@ class SqliteStore(SingleJobForms):
                 (to_us(now),),
             ).fetchall()
             for (raw,) in rows:
-                job = load_record(raw)
-                if job.cancel_requested or job.attempts >= max_attempts:
-                    job = job.model_copy(
-                        update={
-                            "status": (
-                                JobStatus.cancelled if job.cancel_requested else JobStatus.failed
-                            ),
-                            "error": None if job.cancel_requested else lost_error(job.attempts),
-                            "finished_at": utcnow(),
-                            "lease_until": None,
-                        }
-                    )
+                job = load_record(raw).recover(now, max_attempts)
+                if job is None:
+                    continue
+                if job.finished:
                     ended.append(job.id)
                 else:
-                    job = job.model_copy(
-                        update={
-                            "status": JobStatus.queued,
-                            "worker": None,
-                            "lease_until": None,
-                            "progress": None,
-                        }
-                    )
                     conn.execute("DELETE FROM history WHERE job_id = ?", (job.id,))
                     requeued.append(job.id)
                 self._save(conn, job)

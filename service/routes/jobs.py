@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Annotated, Any
 
@@ -12,8 +11,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
+from ninv.npy import from_npy
 from ninv.schemas import History, Job, JobList, JobStatus, Result
-from ninv.store import JobStore
+from ninv.store import JobNotFound
 from service import examples
 from service.deps import JobId, OwnerDep, StoreDep
 from service.errors import ProblemError
@@ -25,14 +25,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 _JSON_EXAMPLE = "application/json"
-
-
-def _owned(store: JobStore, job_id: str, owner: str) -> JobRecord:
-    """The caller's job; another owner's job is as unknown as a missing one (404)."""
-    record = store.get(job_id)
-    if record is None or record.owner != owner:
-        raise ProblemError(404, f"no job {job_id}")
-    return record
 
 
 def _example(value: Any) -> dict[str, Any]:
@@ -47,7 +39,10 @@ def _example(value: Any) -> dict[str, Any]:
 )
 def get_job(job_id: JobId, store: StoreDep, owner: OwnerDep) -> Job:
     """A job's status, latest progress, summary when finished and error when failed."""
-    return _owned(store, job_id, owner).view()
+    record = store.get(job_id, owner=owner)
+    if record is None:
+        raise JobNotFound(job_id)
+    return record.view()
 
 
 def _not_ready(record: JobRecord) -> ProblemError:
@@ -63,7 +58,7 @@ def _not_ready(record: JobRecord) -> ProblemError:
 
 
 def _inverse_json(blob: bytes, record: JobRecord) -> bytes:
-    inverse = np.load(io.BytesIO(blob), allow_pickle=False)
+    inverse = from_npy(blob)
     values: Any = inverse.tolist()
     if not np.isfinite(inverse).all():  # a diverged solve: JSON has no NaN, so send null
         cells = inverse.astype(object)
@@ -97,9 +92,8 @@ def get_result(
     accept: Annotated[str | None, Header(description=f"{NPY} for the raw inverse")] = None,
 ) -> Response:
     """The inverse with its summary (JSON), or the raw inverse (.npy) by Accept."""
-    record = _owned(store, job_id, owner)
-    blob = store.load_result(job_id) if record.summary is not None else None
-    if blob is None:
+    record, blob = store.result(job_id, owner=owner)
+    if blob is None or record.summary is None:
         raise _not_ready(record)
     if accept and NPY in accept.lower():
         return Response(blob, media_type=NPY)
@@ -114,8 +108,7 @@ def get_result(
 )
 def get_history(job_id: JobId, store: StoreDep, owner: OwnerDep) -> History:
     """The loss curve: log-spaced points from the first iteration to the latest."""
-    _owned(store, job_id, owner)
-    return History(points=store.history(job_id))
+    return History(points=store.history(job_id, owner=owner))
 
 
 @router.get(
@@ -141,11 +134,12 @@ async def get_events(
     ] = None,
 ) -> StreamingResponse:
     """Stream progress events until the job finishes, then one end event with the job."""
-    await run_in_threadpool(_owned, store, job_id, owner)
+    if await run_in_threadpool(store.get, job_id, owner=owner) is None:
+        raise JobNotFound(job_id)
     timing = request.app.state.sse
 
     async def fetch() -> JobRecord | None:
-        return await run_in_threadpool(store.get, job_id)
+        return await run_in_threadpool(store.get, job_id, owner=owner)
 
     stream = job_events(
         fetch,
@@ -170,11 +164,7 @@ async def get_events(
 )
 def cancel_job(job_id: JobId, store: StoreDep, owner: OwnerDep) -> Job:
     """Cancel a queued job at once, or ask a running one to stop (it keeps its best W)."""
-    _owned(store, job_id, owner)
-    try:
-        return store.request_cancel(job_id).view()
-    except KeyError:
-        raise ProblemError(404, f"no job {job_id}") from None
+    return store.request_cancel(job_id, owner=owner).view()
 
 
 @router.get(
@@ -210,6 +200,5 @@ def list_jobs(
 )
 def delete_job(job_id: JobId, store: StoreDep, owner: OwnerDep) -> Response:
     """Forget a finished job and its data; a queued or running job answers 409."""
-    _owned(store, job_id, owner)
-    store.delete(job_id)
+    store.delete(job_id, owner=owner)
     return Response(status_code=204)

@@ -4,13 +4,12 @@ The blocking Client talks to the app served by uvicorn in a thread of this proce
 real streaming; starlette's TestClient is deprecated with httpx); the AsyncClient talks to it
 through httpx.ASGITransport.
 
-No worker runs here: `StoreWorker` drives jobs through the app's own store exactly as a worker
-does (claim, heartbeat with progress and history, finish with the inverse as `.npy`).
+No worker runs here: `FakeWorker` (tests/fake_worker.py) drives jobs through the app's own store
+as a worker does (claim, heartbeat with progress and history, finish with the inverse as `.npy`).
 """
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -24,138 +23,15 @@ import uvicorn
 from fastapi import FastAPI
 
 from client import Client
-from ninv.jobs import utcnow
-from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
 from ninv.settings import Settings
 from ninv.store import JobStore
+from tests.fake_worker import FakeWorker
 from tests.helpers import REDIS_URL
-
-
-def npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def well_conditioned(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, n)) + n * np.eye(n)
-
-
-class StoreWorker:
-    """Plays the worker's part on the real store: claim, tick, finish."""
-
-    name = "w1"
-    lease_s = 30.0
-
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
-
-    def claim(self, job_id: str) -> None:
-        assert self.store.claim(job_id, self.name, self.lease_s) is not None
-
-    def tick(self, job_id: str, iteration: int, max_iter: int = 1000) -> bool:
-        """Report progress; True when the job's cancel flag is up."""
-        loss = 1.0 / iteration
-        progress = Progress(
-            iteration=iteration,
-            max_iter=max_iter,
-            loss=loss,
-            residual=2 * loss,
-            aux_error=3 * loss,
-            lr=0.05,
-            rate=1000.0,
-            eta_s=(max_iter - iteration) / 1000,
-            updated_at=utcnow(),
-        )
-        point = HistoryPoint(
-            iteration=iteration, loss=loss, residual=2 * loss, aux_error=3 * loss, lr=0.05
-        )
-        beat = self.store.heartbeat(
-            job_id, self.name, self.lease_s, progress=progress, history=[point]
-        )
-        assert beat.owned
-        return beat.cancel_requested
-
-    @staticmethod
-    def summary(iterations: int = 1000, reason: str = "max_iter") -> Summary:
-        return Summary(
-            method="adam",
-            iterations=iterations,
-            max_iter=1000,
-            loss=1e-3,
-            residual=2e-3,
-            aux_error=3e-3,
-            converged=reason == "converged",
-            reason=reason,
-            cond=4.0,
-            device="cpu",
-            dtype="float64",
-            elapsed_s=0.5,
-        )
-
-    def succeed(self, job_id: str) -> np.ndarray:
-        """Finish with the exact inverse of the stored input; return it."""
-        blob = self.store.load_matrix(job_id)
-        assert blob is not None
-        inverse = np.linalg.inv(np.load(io.BytesIO(blob), allow_pickle=False))
-        assert self.store.finish(
-            job_id,
-            self.name,
-            status=JobStatus.succeeded,
-            summary=self.summary(),
-            result=npy(inverse),
-        )
-        return inverse
-
-    def fail(self, job_id: str, error: str = "diverged: loss is nan") -> None:
-        assert self.store.finish(job_id, self.name, status=JobStatus.failed, error=error)
-
-    def cancelled(self, job_id: str, best: np.ndarray | None = None) -> None:
-        """Finish as cancelled, keeping `best` as the result when given (as the worker does)."""
-        assert self.store.finish(
-            job_id,
-            self.name,
-            status=JobStatus.cancelled,
-            summary=self.summary(iterations=20, reason="cancelled"),
-            result=None if best is None else npy(best),
-        )
-
-    def run(self, job_id: str, iterations: tuple[int, ...] = (10, 100, 1000)) -> np.ndarray:
-        """Claim, tick through `iterations`, succeed."""
-        self.claim(job_id)
-        for iteration in iterations:
-            self.tick(job_id, iteration)
-        return self.succeed(job_id)
-
-    def run_next_in_thread(
-        self, *, pause: float = 0.1, fail: str | None = None
-    ) -> tuple[threading.Thread, dict[str, Any]]:
-        """In a thread: wait for the next queued job, then run it (slowly) to the end."""
-        out: dict[str, Any] = {}
-
-        def work() -> None:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                queued = self.store.queued_ids()
-                if queued:
-                    job_id = queued[0]
-                    self.claim(job_id)
-                    for iteration in (10, 100, 1000):
-                        time.sleep(pause)
-                        self.tick(job_id, iteration)
-                    time.sleep(pause)
-                    if fail:
-                        self.fail(job_id, fail)
-                    else:
-                        out["inverse"] = self.succeed(job_id)
-                    out["job_id"] = job_id
-                    return
-                time.sleep(0.01)
-
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        return thread, out
 
 
 @pytest.fixture
@@ -191,8 +67,8 @@ def store(app: FastAPI) -> JobStore:
 
 
 @pytest.fixture
-def worker(store: JobStore) -> StoreWorker:
-    return StoreWorker(store)
+def worker(store: JobStore) -> FakeWorker:
+    return FakeWorker(store)
 
 
 @pytest.fixture

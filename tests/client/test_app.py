@@ -24,7 +24,8 @@ from client import (
 )
 from ninv.schemas import JobStatus, Progress
 from ninv.store import JobStore
-from tests.client.conftest import Relay, StoreWorker, well_conditioned
+from tests.client.conftest import Relay, well_conditioned
+from tests.fake_worker import FakeWorker
 
 
 def test_submit_small_matrix_as_json_and_get(ninv: Client, store: JobStore) -> None:
@@ -94,7 +95,7 @@ def test_refused_connections_are_retried_then_reported(
         assert len(down.requests) == 3
 
 
-def test_list_walks_every_page_newest_first(ninv: Client, worker: StoreWorker) -> None:
+def test_list_walks_every_page_newest_first(ninv: Client, worker: FakeWorker) -> None:
     ids = [ninv.submit(np.eye(2) * (k + 1)).id for k in range(5)]
     assert [job.id for job in ninv.list(page_size=2)] == ids[::-1]
     worker.run(ids[1])
@@ -102,7 +103,7 @@ def test_list_walks_every_page_newest_first(ninv: Client, worker: StoreWorker) -
     assert [job.id for job in ninv.list("queued")] == [i for i in ids[::-1] if i != ids[1]]
 
 
-def test_cancel_and_delete(ninv: Client, worker: StoreWorker) -> None:
+def test_cancel_and_delete(ninv: Client, worker: FakeWorker) -> None:
     queued = ninv.submit(np.eye(2))
     with pytest.raises(Conflict, match="conflict"):
         ninv.delete(queued.id)
@@ -124,7 +125,7 @@ def test_cancel_and_delete(ninv: Client, worker: StoreWorker) -> None:
     assert raised.value.status == 404 and raised.value.detail
 
 
-def test_result_history_and_summary_from_a_finished_job(ninv: Client, worker: StoreWorker) -> None:
+def test_result_history_and_summary_from_a_finished_job(ninv: Client, worker: FakeWorker) -> None:
     matrix = well_conditioned(9, seed=3)
     job = ninv.submit(matrix)
     with pytest.raises(Conflict, match="queued"):
@@ -132,13 +133,13 @@ def test_result_history_and_summary_from_a_finished_job(ninv: Client, worker: St
     worker.run(job.id)
     inverse, summary = ninv.result(job.id)
     np.testing.assert_allclose(inverse, np.linalg.inv(matrix), rtol=0, atol=1e-12)
-    assert summary == StoreWorker.summary()
+    assert summary == FakeWorker.summary()
     assert [p.iteration for p in ninv.history(job.id)] == [10, 100, 1000]
     done = ninv.get(job.id)
     assert done.status == JobStatus.succeeded and done.summary == summary
 
 
-def test_failed_job(ninv: Client, worker: StoreWorker) -> None:
+def test_failed_job(ninv: Client, worker: FakeWorker) -> None:
     job = ninv.submit(np.eye(2))
     worker.claim(job.id)
     worker.fail(job.id, "diverged: loss is nan")
@@ -148,7 +149,7 @@ def test_failed_job(ninv: Client, worker: StoreWorker) -> None:
     assert raised.value.status == 409
 
 
-def test_wait_follows_events_and_reports_progress(ninv: Client, worker: StoreWorker) -> None:
+def test_wait_follows_events_and_reports_progress(ninv: Client, worker: FakeWorker) -> None:
     thread, out = worker.run_next_in_thread()
     seen: list[Progress] = []
     job = ninv.submit(well_conditioned(4))
@@ -159,7 +160,7 @@ def test_wait_follows_events_and_reports_progress(ninv: Client, worker: StoreWor
 
 
 def test_wait_falls_back_to_polling_when_the_stream_fails(
-    app: FastAPI, worker: StoreWorker, serve: Callable[[FastAPI], str]
+    app: FastAPI, worker: FakeWorker, serve: Callable[[FastAPI], str]
 ) -> None:
     with httpx.Client(base_url=serve(app)) as http:
         relay = Relay(http, lambda r, n: "refuse" if r.url.path.endswith("/events") else None)
@@ -184,7 +185,7 @@ def test_wait_timeout(app: FastAPI, serve: Callable[[FastAPI], str]) -> None:
                 ninv.wait(job.id, timeout=0.5)
 
 
-def test_invert_end_to_end_on_the_store(ninv: Client, worker: StoreWorker) -> None:
+def test_invert_end_to_end_on_the_store(ninv: Client, worker: FakeWorker) -> None:
     matrix = well_conditioned(10, seed=1)
     thread, out = worker.run_next_in_thread(pause=0.02)
     inverse = ninv.invert(matrix, method="newton-schulz", timeout=30)
@@ -193,7 +194,7 @@ def test_invert_end_to_end_on_the_store(ninv: Client, worker: StoreWorker) -> No
     np.testing.assert_array_equal(inverse, out["inverse"])
 
 
-def test_invert_raises_job_failed(ninv: Client, worker: StoreWorker) -> None:
+def test_invert_raises_job_failed(ninv: Client, worker: FakeWorker) -> None:
     thread, _ = worker.run_next_in_thread(pause=0.02, fail="worker lost after 3 attempts")
     with pytest.raises(JobFailed, match="worker lost after 3 attempts") as raised:
         ninv.invert(np.eye(3), timeout=30)

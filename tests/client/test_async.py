@@ -16,7 +16,8 @@ from client import (
     WaitTimeout,
 )
 from ninv.schemas import JobStatus, Progress
-from tests.client.conftest import AsyncRelay, StoreWorker, well_conditioned
+from tests.client.conftest import AsyncRelay, well_conditioned
+from tests.fake_worker import FakeWorker
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +27,7 @@ def client(app: FastAPI, **kwargs: object) -> AsyncClient:
     return AsyncClient("http://testserver", transport=transport, backoff=0.01, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_submit_get_list_cancel_delete(app: FastAPI, worker: StoreWorker) -> None:
+async def test_submit_get_list_cancel_delete(app: FastAPI, worker: FakeWorker) -> None:
     async with client(app) as ninv:
         small = await ninv.submit([[2.0, 0.0], [0.0, 2.0]], method="exact")
         large = await ninv.submit(well_conditioned(10), max_iter=50)
@@ -43,7 +44,7 @@ async def test_submit_get_list_cancel_delete(app: FastAPI, worker: StoreWorker) 
             await ninv.submit([[1.0, 2.0]])
 
 
-async def test_result_and_history(app: FastAPI, worker: StoreWorker) -> None:
+async def test_result_and_history(app: FastAPI, worker: FakeWorker) -> None:
     matrix = well_conditioned(8, seed=4)
     async with client(app) as ninv:
         job = await ninv.submit(matrix)
@@ -54,7 +55,7 @@ async def test_result_and_history(app: FastAPI, worker: StoreWorker) -> None:
         assert [p.loss for p in await ninv.history(job.id)] == [0.1, 0.01, 0.001]
 
 
-async def test_wait_follows_events(app: FastAPI, worker: StoreWorker) -> None:
+async def test_wait_follows_events(app: FastAPI, worker: FakeWorker) -> None:
     thread, out = worker.run_next_in_thread()
     seen: list[Progress] = []
     async with client(app) as ninv:
@@ -75,7 +76,7 @@ async def test_wait_polls_when_the_stream_fails_and_times_out(app: FastAPI) -> N
     assert sum(r.url.path == f"/jobs/{job.id}" for r in relay.requests) >= 5
 
 
-async def test_invert_and_failure(app: FastAPI, worker: StoreWorker) -> None:
+async def test_invert_and_failure(app: FastAPI, worker: FakeWorker) -> None:
     matrix = well_conditioned(6, seed=2)
     async with client(app) as ninv:
         thread, _ = worker.run_next_in_thread(pause=0.02)

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 
 from client import Client, ServerUnavailable, read_matrix, write_matrix
 from client.cli import cli
-from tests.client.conftest import StoreWorker, well_conditioned
+from tests.client.conftest import well_conditioned
+from tests.fake_worker import FakeWorker
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -39,7 +40,7 @@ def one_error_line(result: Result) -> str:
 
 
 def test_submit_status_list_history_result(
-    run: Callable[..., Result], worker: StoreWorker, tmp_path: Path
+    run: Callable[..., Result], worker: FakeWorker, tmp_path: Path
 ) -> None:
     matrix = well_conditioned(6, seed=8)
     write_matrix(tmp_path / "m.csv", matrix)
@@ -92,9 +93,7 @@ def test_submit_status_list_history_result(
     np.testing.assert_array_equal(body["inverse"], np.linalg.inv(matrix))
 
 
-def test_submit_wait_output(
-    run: Callable[..., Result], worker: StoreWorker, tmp_path: Path
-) -> None:
+def test_submit_wait_output(run: Callable[..., Result], worker: FakeWorker, tmp_path: Path) -> None:
     matrix = well_conditioned(5, seed=9)
     np.save(tmp_path / "m.npy", matrix)
     thread, _ = worker.run_next_in_thread(pause=0.05)
@@ -109,7 +108,7 @@ def test_submit_wait_output(
 
 
 def test_watch_shows_progress_and_the_end(
-    run: Callable[..., Result], ninv: Client, worker: StoreWorker
+    run: Callable[..., Result], ninv: Client, worker: FakeWorker
 ) -> None:
     job = ninv.submit(np.eye(3))
     thread, _ = worker.run_next_in_thread(pause=0.1)
@@ -123,7 +122,7 @@ def test_watch_shows_progress_and_the_end(
 
 
 def test_failed_and_cancelled_jobs_exit_1(
-    run: Callable[..., Result], ninv: Client, worker: StoreWorker
+    run: Callable[..., Result], ninv: Client, worker: FakeWorker
 ) -> None:
     failed = ninv.submit(np.eye(2))
     worker.claim(failed.id)
@@ -164,7 +163,7 @@ def test_result_before_finish_exits_2(run: Callable[..., Result], ninv: Client) 
 
 
 def test_plot_writes_a_png(
-    run: Callable[..., Result], ninv: Client, worker: StoreWorker, tmp_path: Path
+    run: Callable[..., Result], ninv: Client, worker: FakeWorker, tmp_path: Path
 ) -> None:
     job = ninv.submit(np.eye(2))
     empty = run("plot", job.id, "-o", str(tmp_path / "none.png"))
@@ -247,7 +246,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_cancelled_job_best_w_is_saved_but_exits_1(
-    run: Callable[..., Result], ninv: Client, worker: StoreWorker, tmp_path: Path
+    run: Callable[..., Result], ninv: Client, worker: FakeWorker, tmp_path: Path
 ) -> None:
     job = ninv.submit(np.eye(3))
     worker.claim(job.id)

@@ -22,6 +22,7 @@ from ninv.store import (
     Beat,
     Heartbeat,
     IdempotencyConflict,
+    JobNotFound,
     JobStore,
     NotFinished,
     Outcome,
@@ -29,6 +30,7 @@ from ninv.store import (
 )
 from ninv.store._redis import RedisStore
 from ninv.store._sqlite import SqliteStore
+from tests.fake_worker import finish, heartbeat, load_result
 from tests.ninv.conftest import REDIS_URL, RETENTION_S
 
 MATRIX = b"\x93NUMPY matrix bytes \x00\x01\x02\xff"
@@ -93,7 +95,7 @@ def point(i: int) -> HistoryPoint:
 
 def run_to_end(store: JobStore, job: JobRecord, status: JobStatus = JobStatus.succeeded) -> None:
     assert store.claim(job.id, "w1", LEASE) is not None
-    assert store.finish(job.id, "w1", status=status, summary=summary(), result=RESULT)
+    assert finish(store, job.id, "w1", status=status, summary=summary(), result=RESULT)
 
 
 # -- create, get, idempotency ---------------------------------------------------------------
@@ -110,7 +112,7 @@ def test_create_get_load(store: JobStore) -> None:
     assert got.model_dump_json() == job.model_dump_json()
     assert got.created_at.tzinfo is not None
     assert store.load_matrix(job.id) == MATRIX
-    assert store.load_result(job.id) is None
+    assert load_result(store, job.id) is None
     assert store.history(job.id) == []
     assert store.get("nope") is None
     assert store.load_matrix("nope") is None
@@ -210,7 +212,7 @@ def test_claim(store: JobStore) -> None:
     assert store.get(job.id) == claimed
     assert store.claim(job.id, "w2", LEASE) is None
     assert store.claim("nope", "w2", LEASE) is None
-    assert store.finish(job.id, "w1", status=JobStatus.succeeded)
+    assert finish(store, job.id, "w1", status=JobStatus.succeeded)
     assert store.claim(job.id, "w2", LEASE) is None
     got = store.get(job.id)
     assert got is not None
@@ -359,7 +361,7 @@ def test_heartbeat(store: JobStore) -> None:
     progress = Progress(
         iteration=10, max_iter=100, loss=0.5, residual=0.25, rate=100.0, updated_at=utcnow()
     )
-    beat = store.heartbeat(job.id, "w1", 60.0, progress=progress, history=[point(0), point(1)])
+    beat = heartbeat(store, job.id, "w1", 60.0, progress=progress, history=[point(0), point(1)])
     assert beat == Heartbeat(owned=True, cancel_requested=False)
     got = store.get(job.id)
     assert got is not None
@@ -368,38 +370,40 @@ def test_heartbeat(store: JobStore) -> None:
     assert got.lease_until > claimed.lease_until
     assert store.history(job.id) == [point(0), point(1)]
 
-    assert store.heartbeat(job.id, "w2", LEASE, history=[point(9)]) == Heartbeat(
+    assert heartbeat(store, job.id, "w2", LEASE, history=[point(9)]) == Heartbeat(
         owned=False, cancel_requested=False
     )
     assert store.history(job.id) == [point(0), point(1)]
-    assert store.heartbeat("nope", "w1", LEASE).owned is False
+    assert heartbeat(store, "nope", "w1", LEASE).owned is False
 
     store.request_cancel(job.id)
-    assert store.heartbeat(job.id, "w1", LEASE) == Heartbeat(owned=True, cancel_requested=True)
-    assert store.finish(job.id, "w1", status=JobStatus.cancelled)
-    beat = store.heartbeat(job.id, "w1", LEASE, progress=progress)
+    assert heartbeat(store, job.id, "w1", LEASE) == Heartbeat(owned=True, cancel_requested=True)
+    assert finish(store, job.id, "w1", status=JobStatus.cancelled)
+    beat = heartbeat(store, job.id, "w1", LEASE, progress=progress)
     assert beat.owned is False
 
 
 def test_history_cap_keeps_first(store: JobStore) -> None:
     job = add(store)
     assert store.claim(job.id, "w1", LEASE) is not None
-    store.heartbeat(job.id, "w1", LEASE, history=[point(i) for i in range(4)], history_max_points=5)
+    heartbeat(
+        store, job.id, "w1", LEASE, history=[point(i) for i in range(4)], history_max_points=5
+    )
     assert [p.iteration for p in store.history(job.id)] == [0, 1, 2, 3]
-    store.heartbeat(job.id, "w1", LEASE, history=[point(4), point(5)], history_max_points=5)
+    heartbeat(store, job.id, "w1", LEASE, history=[point(4), point(5)], history_max_points=5)
     assert [p.iteration for p in store.history(job.id)] == [0, 2, 3, 4, 5]
     for i in range(6, 20):
-        store.heartbeat(job.id, "w1", LEASE, history=[point(i)], history_max_points=5)
+        heartbeat(store, job.id, "w1", LEASE, history=[point(i)], history_max_points=5)
     assert [p.iteration for p in store.history(job.id)] == [0, 16, 17, 18, 19]
-    store.heartbeat(
-        job.id, "w1", LEASE, history=[point(i) for i in range(20, 40)], history_max_points=5
+    heartbeat(
+        store, job.id, "w1", LEASE, history=[point(i) for i in range(20, 40)], history_max_points=5
     )
     assert [p.iteration for p in store.history(job.id)] == [0, 36, 37, 38, 39]
 
     other = add(store)
     assert store.claim(other.id, "w1", LEASE) is not None
-    store.heartbeat(
-        other.id, "w1", LEASE, history=[point(i) for i in range(10)], history_max_points=3
+    heartbeat(
+        store, other.id, "w1", LEASE, history=[point(i) for i in range(10)], history_max_points=3
     )
     assert [p.iteration for p in store.history(other.id)] == [0, 8, 9]
 
@@ -411,7 +415,7 @@ def test_heartbeat_many(store: JobStore) -> None:
         assert store.claim(job.id, "w1", 5.0) is not None
     assert store.claim(theirs.id, "w2", 5.0) is not None
     assert store.claim(done.id, "w1", LEASE) is not None
-    assert store.finish(done.id, "w1", status=JobStatus.succeeded)
+    assert finish(store, done.id, "w1", status=JobStatus.succeeded)
     store.request_cancel(mine[2].id)
     store.request_cancel(theirs.id)
     before = {j.id: store.get(j.id) for j in (theirs, queued, done)}
@@ -502,12 +506,12 @@ def test_heartbeat_many_history_cap(store: JobStore) -> None:
 
 def test_finish(store: JobStore) -> None:
     job = add(store)
-    assert not store.finish(job.id, "w1", status=JobStatus.succeeded)  # not running
+    assert not finish(store, job.id, "w1", status=JobStatus.succeeded)  # not running
     assert store.claim(job.id, "w1", LEASE) is not None
-    assert not store.finish(job.id, "w2", status=JobStatus.succeeded, result=b"bad")
-    assert store.load_result(job.id) is None
+    assert not finish(store, job.id, "w2", status=JobStatus.succeeded, result=b"bad")
+    assert load_result(store, job.id) is None
     before = utcnow()
-    assert store.finish(job.id, "w1", status=JobStatus.succeeded, summary=summary(), result=RESULT)
+    assert finish(store, job.id, "w1", status=JobStatus.succeeded, summary=summary(), result=RESULT)
     got = store.get(job.id)
     assert got is not None
     assert got.status == JobStatus.succeeded
@@ -516,29 +520,30 @@ def test_finish(store: JobStore) -> None:
     assert got.finished_at >= before
     assert got.lease_until is None
     assert got.error is None
-    assert store.load_result(job.id) == RESULT
-    assert not store.finish(job.id, "w1", status=JobStatus.failed, error="again")
+    assert load_result(store, job.id) == RESULT
+    assert not finish(store, job.id, "w1", status=JobStatus.failed, error="again")
     got2 = store.get(job.id)
     assert got2 == got
 
     failed = add(store)
     assert store.claim(failed.id, "w1", LEASE) is not None
-    assert store.finish(failed.id, "w1", status=JobStatus.failed, error="singular matrix")
+    assert finish(store, failed.id, "w1", status=JobStatus.failed, error="singular matrix")
     got = store.get(failed.id)
     assert got is not None
     assert (got.status, got.error) == (JobStatus.failed, "singular matrix")
 
     with pytest.raises(ValueError):
-        store.finish(failed.id, "w1", status=JobStatus.running)
+        finish(store, failed.id, "w1", status=JobStatus.running)
 
 
 def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     job = add(store)
     assert store.claim(job.id, "w1", LEASE) is not None
-    store.heartbeat(job.id, "w1", LEASE, history=[point(i) for i in range(3)])
-    assert not store.finish(job.id, "w2", status=JobStatus.succeeded, history=[point(9)])
+    heartbeat(store, job.id, "w1", LEASE, history=[point(i) for i in range(3)])
+    assert not finish(store, job.id, "w2", status=JobStatus.succeeded, history=[point(9)])
     assert store.history(job.id) == [point(0), point(1), point(2)]
-    assert store.finish(
+    assert finish(
+        store,
         job.id,
         "w1",
         status=JobStatus.succeeded,
@@ -553,8 +558,8 @@ def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     assert got.status == JobStatus.succeeded
     kept = add(store)  # no history given: the live curve stays
     assert store.claim(kept.id, "w1", LEASE) is not None
-    store.heartbeat(kept.id, "w1", LEASE, history=[point(5)])
-    assert store.finish(kept.id, "w1", status=JobStatus.failed, error="x")
+    heartbeat(store, kept.id, "w1", LEASE, history=[point(5)])
+    assert finish(store, kept.id, "w1", status=JobStatus.failed, error="x")
     assert store.history(kept.id) == [point(5)]
 
 
@@ -565,8 +570,8 @@ def test_finish_many(store: JobStore) -> None:
     for job in (a, b, c, done):
         assert store.claim(job.id, "w1", LEASE) is not None
     assert store.claim(theirs.id, "w2", LEASE) is not None
-    assert store.finish(done.id, "w1", status=JobStatus.failed, error="earlier")
-    store.heartbeat(a.id, "w1", LEASE, history=[point(0), point(1)])
+    assert finish(store, done.id, "w1", status=JobStatus.failed, error="earlier")
+    heartbeat(store, a.id, "w1", LEASE, history=[point(0), point(1)])
     before = {j.id: store.get(j.id) for j in (theirs, queued, done)}
     start = utcnow()
     outcomes = [
@@ -608,12 +613,12 @@ def test_finish_many(store: JobStore) -> None:
         assert got.finished_at is not None
         assert got.finished_at >= start
         assert got.lease_until is None
-    assert store.load_result(a.id) == RESULT
-    assert store.load_result(b.id) is None
+    assert load_result(store, a.id) == RESULT
+    assert load_result(store, b.id) is None
     assert [p.iteration for p in store.history(a.id)] == [2, 3, 4]  # replaced
     for job_id, record in before.items():
         assert store.get(job_id) == record  # untouched
-        assert store.load_result(job_id) is None
+        assert load_result(store, job_id) is None
         assert store.history(job_id) == []
     totals = store.solve_time_totals()
     assert totals.keys() == {"adam", "cg"}
@@ -661,12 +666,12 @@ def test_request_cancel(store: JobStore) -> None:
     assert flagged.status == JobStatus.running
     assert flagged.cancel_requested
     assert store.request_cancel(running.id).cancel_requested  # idempotent
-    assert store.heartbeat(running.id, "w1", LEASE).cancel_requested
+    assert heartbeat(store, running.id, "w1", LEASE).cancel_requested
 
     with pytest.raises(NotFinished) as info:
         store.request_cancel(queued.id)
     assert info.value.status == JobStatus.cancelled
-    with pytest.raises(KeyError):
+    with pytest.raises(JobNotFound):
         store.request_cancel("nope")
 
 
@@ -676,17 +681,17 @@ def test_delete(store: JobStore) -> None:
         store.delete(job.id)
     assert info.value.status == JobStatus.queued
     assert store.claim(job.id, "w1", LEASE) is not None
-    store.heartbeat(job.id, "w1", LEASE, history=[point(0)])
+    heartbeat(store, job.id, "w1", LEASE, history=[point(0)])
     with pytest.raises(NotFinished):
         store.delete(job.id)
-    assert store.finish(job.id, "w1", status=JobStatus.succeeded, result=RESULT)
+    assert finish(store, job.id, "w1", status=JobStatus.succeeded, result=RESULT)
     store.delete(job.id)
     assert store.get(job.id) is None
     assert store.load_matrix(job.id) is None
-    assert store.load_result(job.id) is None
+    assert load_result(store, job.id) is None
     assert store.history(job.id) == []
     assert store.list("alice") == ([], None)
-    with pytest.raises(KeyError):
+    with pytest.raises(JobNotFound):
         store.delete(job.id)
 
 
@@ -698,7 +703,7 @@ def test_recover_expired(store: JobStore) -> None:
     live = add(store)
     assert store.claim(job.id, "w1", 0.01) is not None
     assert store.claim(live.id, "w1", LEASE) is not None
-    store.heartbeat(job.id, "w1", 0.01, history=[point(0)])
+    heartbeat(store, job.id, "w1", 0.01, history=[point(0)])
     now = utcnow() + timedelta(seconds=1)
 
     assert store.recover_expired(now, max_attempts=2) == ([job.id], [])
@@ -707,8 +712,8 @@ def test_recover_expired(store: JobStore) -> None:
     assert got.status == JobStatus.queued
     assert (got.worker, got.lease_until, got.attempts) == (None, None, 1)
     assert store.queued_ids() == [job.id]
-    assert store.heartbeat(job.id, "w1", LEASE).owned is False  # the lease is lost
-    assert not store.finish(job.id, "w1", status=JobStatus.succeeded)
+    assert heartbeat(store, job.id, "w1", LEASE).owned is False  # the lease is lost
+    assert not finish(store, job.id, "w1", status=JobStatus.succeeded)
     assert store.recover_expired(now, max_attempts=2) == ([], [])
 
     again = store.claim_compatible("A", "w2", 0.01, 5)
@@ -759,7 +764,7 @@ def test_queued_ids_and_counts(store: JobStore) -> None:
     assert store.queued_ids(limit=2) == [jobs[0].id, jobs[1].id]
     assert store.claim(jobs[0].id, "w", LEASE) is not None
     assert store.claim(jobs[1].id, "w", LEASE) is not None
-    assert store.finish(jobs[1].id, "w", status=JobStatus.failed, error="x")
+    assert finish(store, jobs[1].id, "w", status=JobStatus.failed, error="x")
     store.request_cancel(jobs[2].id)
     run_to_end(store, jobs[3])
     assert store.queued_ids() == [jobs[4].id, jobs[5].id]
@@ -779,12 +784,12 @@ def test_solve_time_totals(store: JobStore) -> None:
     for method, elapsed in (("adam", 1.5), ("adam", 2.25), ("cg", 0.5)):
         job = add(store, method=method)
         assert store.claim(job.id, "w", LEASE) is not None
-        assert store.finish(
-            job.id, "w", status=JobStatus.succeeded, summary=summary(method, elapsed)
+        assert finish(
+            store, job.id, "w", status=JobStatus.succeeded, summary=summary(method, elapsed)
         )
     job = add(store)
     assert store.claim(job.id, "w", LEASE) is not None
-    assert store.finish(job.id, "w", status=JobStatus.failed, error="no summary")
+    assert finish(store, job.id, "w", status=JobStatus.failed, error="no summary")
     totals = store.solve_time_totals()
     assert totals.keys() == {"adam", "cg"}
     assert totals["adam"][0] == 2
@@ -801,9 +806,9 @@ def test_redis_ttl_on_finished(redis_store: RedisStore, redis_prefix: str) -> No
     try:
         done = add(redis_store, idempotency_key="k", request_hash="h")
         assert redis_store.claim(done.id, "w", LEASE) is not None
-        redis_store.heartbeat(done.id, "w", LEASE, history=[point(0)])
+        heartbeat(redis_store, done.id, "w", LEASE, history=[point(0)])
         assert client.ttl(f"{redis_prefix}:job:{done.id}") == -1  # live jobs never expire
-        assert redis_store.finish(done.id, "w", status=JobStatus.succeeded, result=RESULT)
+        assert finish(redis_store, done.id, "w", status=JobStatus.succeeded, result=RESULT)
         cancelled = add(redis_store)
         redis_store.request_cancel(cancelled.id)
         lost = add(redis_store)
@@ -966,14 +971,14 @@ def test_redis_recovers_after_connection_loss(redis_store: RedisStore) -> None:
 def test_sqlite_purge_expired(sqlite_store: SqliteStore) -> None:
     old = add(sqlite_store, idempotency_key="k", request_hash="h")
     run_to_end(sqlite_store, old)
-    sqlite_store.heartbeat(old.id, "w1", LEASE, history=[point(0)])
+    heartbeat(sqlite_store, old.id, "w1", LEASE, history=[point(0)])
     kept = add(sqlite_store)
     assert sqlite_store.purge_expired(utcnow()) == 0
     later = utcnow() + timedelta(seconds=RETENTION_S + 1)
     assert sqlite_store.purge_expired(later) == 1
     assert sqlite_store.get(old.id) is None
     assert sqlite_store.load_matrix(old.id) is None
-    assert sqlite_store.load_result(old.id) is None
+    assert load_result(sqlite_store, old.id) is None
     assert sqlite_store.get(kept.id) is not None
     assert sqlite_store.purge_expired(later) == 0
     # the idempotency key is free again
@@ -999,6 +1004,7 @@ _CHILD = textwrap.dedent(
     from ninv.jobs import JobRecord, utcnow
     from ninv.schemas import HistoryPoint, JobStatus, Progress, SolveOptions
     from ninv.store._sqlite import SqliteStore
+    from tests.fake_worker import finish, heartbeat
 
     path, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = SqliteStore(path, retention_s=3600, busy_timeout_s=5)
@@ -1012,9 +1018,9 @@ _CHILD = textwrap.dedent(
             progress = Progress(iteration=i, max_iter=10, loss=1.0, residual=1.0,
                                 updated_at=utcnow())
             point = HistoryPoint(iteration=i, loss=1.0, residual=1.0)
-            assert store.heartbeat(claimed.id, name, 30.0, progress=progress,
+            assert heartbeat(store, claimed.id, name, 30.0, progress=progress,
                                    history=[point]).owned
-            assert store.finish(claimed.id, name, status=JobStatus.succeeded, result=b"r")
+            assert finish(store, claimed.id, name, status=JobStatus.succeeded, result=b"r")
         store.list(name, limit=5)
         store.count_by_status()
     store.close()
@@ -1037,7 +1043,7 @@ def test_sqlite_two_processes(sqlite_store: SqliteStore, sqlite_path: Path) -> N
     for _ in range(rounds):
         job = add(sqlite_store, batch_key="shared")
         for claimed in sqlite_store.claim_compatible("shared", "parent", LEASE, 2):
-            assert sqlite_store.finish(claimed.id, "parent", status=JobStatus.succeeded)
+            assert finish(sqlite_store, claimed.id, "parent", status=JobStatus.succeeded)
         del job
     for proc in procs:
         _out, err = proc.communicate(timeout=60)
@@ -1050,7 +1056,7 @@ def test_sqlite_two_processes(sqlite_store: SqliteStore, sqlite_path: Path) -> N
     leftover = sqlite_store.claim_compatible("shared", "parent", LEASE, 1000)
     for claimed in leftover:
         assert claimed.attempts == 1
-        assert sqlite_store.finish(claimed.id, "parent", status=JobStatus.succeeded)
+        assert finish(sqlite_store, claimed.id, "parent", status=JobStatus.succeeded)
     assert sqlite_store.count_by_status()[JobStatus.succeeded] == 4 * rounds
 
 

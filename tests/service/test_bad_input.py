@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from ninv.settings import Settings
 from ninv.store import JobStore
-from tests.service import driver
+from tests.fake_worker import FakeWorker
 
 pytestmark = pytest.mark.anyio
 
@@ -292,7 +292,7 @@ async def _job(client: httpx.AsyncClient, store: JobStore, state: str) -> str:
     response = await client.post("/invert", json=eye_json(2))
     job_id: str = response.json()["id"]
     if state == "succeeded":
-        driver.run_to_success(store, job_id, np.eye(2))
+        FakeWorker(store).run(job_id, np.eye(2))
     return job_id
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from ninv.schemas import Job, Progress
 from ninv.store import JobStore
 from service.sse import format_event
-from tests.service import driver
+from tests.fake_worker import FakeWorker
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +41,8 @@ async def new_job(client: httpx.AsyncClient) -> str:
 
 async def test_progress_then_end(client: httpx.AsyncClient, store: JobStore) -> None:
     job_id = await new_job(client)
-    driver.claim(store, job_id)
+    worker = FakeWorker(store)
+    worker.claim(job_id)
     response: dict[str, Any] = {}
 
     async def listen() -> None:
@@ -51,9 +52,9 @@ async def test_progress_then_end(client: httpx.AsyncClient, store: JobStore) -> 
         group.start_soon(listen)
         for iteration in (10, 20, 30):
             await anyio.sleep(0.15)
-            driver.tick(store, job_id, iteration)
+            worker.tick(job_id, iteration)
         await anyio.sleep(0.15)
-        driver.succeed(store, job_id, np.eye(2))
+        worker.succeed(job_id, np.eye(2))
 
     r = response["r"]
     assert r.status_code == 200
@@ -70,7 +71,7 @@ async def test_progress_then_end(client: httpx.AsyncClient, store: JobStore) -> 
 
 async def test_last_event_id_resumes(client: httpx.AsyncClient, store: JobStore) -> None:
     job_id = await new_job(client)
-    driver.run_to_success(store, job_id, np.eye(2))  # last progress: iteration 1000
+    FakeWorker(store).run(job_id, np.eye(2))  # last progress: iteration 1000
 
     full = parse((await client.get(f"/jobs/{job_id}/events")).text)
     assert [e.get("event") for e in full if "event" in e] == ["progress", "end"]

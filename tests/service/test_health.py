@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from ninv.settings import Settings
 from ninv.store import JobStore
-from tests.service import driver
+from tests.fake_worker import FakeWorker
 from tests.service.proxy import RedisProxy
 
 pytestmark = pytest.mark.anyio
@@ -87,7 +87,7 @@ async def test_metrics(client: httpx.AsyncClient, store: JobStore) -> None:
     job_id = (await client.post("/invert", json=MATRIX)).json()["id"]
     await client.post("/invert", json=MATRIX)
     await client.get("/jobs/" + "f" * 32)
-    driver.run_to_success(store, job_id, np.eye(2))
+    FakeWorker(store).run(job_id, np.eye(2))
     text = (await client.get("/metrics")).text
     assert 'ninv_http_requests_total{method="POST",route="/invert",status="202"} 2.0' in text
     assert 'ninv_http_requests_total{method="GET",route="/jobs/{job_id}",status="404"} 1.0' in text

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from ninv.jobs import batch_key
+from ninv.npy import to_npy
 from ninv.schemas import Job, JobList, JobStatus, Result, SolveOptions
 from ninv.store import JobStore
-from tests.service import driver
+from tests.fake_worker import FakeWorker, heartbeat
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +55,7 @@ async def test_core_flow(client: httpx.AsyncClient, store: JobStore) -> None:
     assert pending.json()["job_status"] == "queued"
 
     inverse = np.linalg.inv(np.array(matrix))
-    driver.run_to_success(store, job.id, inverse)
+    FakeWorker(store).run(job.id, inverse, reason="converged")
 
     got = Job.model_validate((await client.get(f"/jobs/{job.id}")).json())
     assert got.status == JobStatus.succeeded
@@ -85,7 +86,7 @@ async def test_npy_body_with_query_options(client: httpx.AsyncClient, store: Job
     matrix = np.random.default_rng(0).standard_normal((3, 5, 5)).astype(np.float32)
     response = await client.post(
         "/invert",
-        content=driver.npy(matrix),
+        content=to_npy(matrix),
         headers={"Content-Type": "application/x-npy"},
         params={
             "method": "adam",
@@ -119,7 +120,7 @@ async def test_npy_body_with_query_options(client: httpx.AsyncClient, store: Job
 async def test_integer_npy_is_stored_as_float64(client: httpx.AsyncClient, store: JobStore) -> None:
     matrix = np.array([[2, 1], [1, 3]], dtype=np.int32)
     response = await client.post(
-        "/invert", content=driver.npy(matrix), headers={"Content-Type": "application/x-npy"}
+        "/invert", content=to_npy(matrix), headers={"Content-Type": "application/x-npy"}
     )
     assert response.status_code == 202
     assert response.json()["input_dtype"] == "int32"
@@ -155,8 +156,9 @@ async def test_idempotency_key(client: httpx.AsyncClient, store: JobStore) -> No
 
 async def test_result_of_failed_job(client: httpx.AsyncClient, store: JobStore) -> None:
     job = await submit(client)
-    driver.claim(store, job["id"])
-    driver.fail(store, job["id"], "diverged: loss is nan")
+    worker = FakeWorker(store)
+    worker.claim(job["id"])
+    worker.fail(job["id"], "diverged: loss is nan")
     response = await client.get(f"/jobs/{job['id']}/result")
     assert response.status_code == 409
     problem = response.json()
@@ -169,8 +171,9 @@ async def test_non_finite_inverse_is_null_in_json(
     client: httpx.AsyncClient, store: JobStore
 ) -> None:
     job = await submit(client)
-    driver.claim(store, job["id"])
-    driver.succeed(store, job["id"], np.array([[np.nan, 1.0], [np.inf, 2.0]]))
+    worker = FakeWorker(store)
+    worker.claim(job["id"])
+    worker.succeed(job["id"], np.array([[np.nan, 1.0], [np.inf, 2.0]]))
     result = (await client.get(f"/jobs/{job['id']}/result")).json()
     assert result["inverse"] == [[None, 1.0], [None, 2.0]]
 
@@ -185,21 +188,15 @@ async def test_cancel(client: httpx.AsyncClient, store: JobStore) -> None:
     assert again.json()["job_status"] == "cancelled"
 
     running = await submit(client)
-    driver.claim(store, running["id"])
+    worker = FakeWorker(store)
+    worker.claim(running["id"])
     flagged = await client.post(f"/jobs/{running['id']}/cancel")
     assert flagged.status_code == 202
     assert flagged.json()["status"] == "running"
     assert flagged.json()["cancel_requested"] is True
     # the worker stops and keeps its best W: the result is fetchable
-    beat = store.heartbeat(running["id"], driver.WORKER, driver.LEASE_S)
-    assert beat.cancel_requested
-    assert store.finish(
-        running["id"],
-        driver.WORKER,
-        status=JobStatus.cancelled,
-        summary=driver.summary(reason="cancelled", iterations=10),
-        result=driver.npy(np.eye(2)),
-    )
+    assert heartbeat(store, running["id"], worker.name, worker.lease_s).cancel_requested
+    worker.cancelled(running["id"], best=np.eye(2))
     result = await client.get(f"/jobs/{running['id']}/result")
     assert result.status_code == 200
     assert result.json()["summary"]["reason"] == "cancelled"
@@ -216,7 +213,7 @@ async def test_list_newest_first_filter_and_cursor(
     client: httpx.AsyncClient, store: JobStore
 ) -> None:
     ids = [(await submit(client))["id"] for _ in range(5)]
-    driver.claim(store, ids[1])
+    FakeWorker(store).claim(ids[1])
 
     seen: list[str] = []
     cursor: str | None = None

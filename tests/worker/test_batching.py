@@ -11,6 +11,7 @@ from ninv.jobs import JobRecord
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
 from ninv.store import JobStore, open_store
+from tests.fake_worker import load_result
 from tests.helpers import (
     WorkerProcess,
     drop_redis_prefix,
@@ -69,8 +70,8 @@ def test_a_batch_gives_what_each_job_gives_alone(settings: Settings, store: JobS
             assert b_done.summary.iterations == s_done.summary.iterations
             assert b_done.summary.reason == s_done.summary.reason
             np.testing.assert_allclose(
-                load_npy(store.load_result(b.id)),  # type: ignore[arg-type]
-                load_npy(alone_store.load_result(s.id)),  # type: ignore[arg-type]
+                load_npy(load_result(store, b.id)),  # type: ignore[arg-type]
+                load_npy(load_result(alone_store, s.id)),  # type: ignore[arg-type]
                 rtol=1e-4,
                 atol=1e-6,
             )
@@ -186,7 +187,7 @@ def test_killing_the_worker_mid_batch_loses_no_job(
         assert done.status is JobStatus.succeeded, done.error
         assert done.attempts == 2
         np.testing.assert_allclose(
-            load_npy(store.load_result(job.id)),  # type: ignore[arg-type]
+            load_npy(load_result(store, job.id)),  # type: ignore[arg-type]
             np.linalg.inv(matrix),
             atol=1e-4,
         )
