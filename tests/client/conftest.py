@@ -10,16 +10,12 @@ as a worker does (claim, heartbeat with progress and history, finish with the in
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from client import Client
@@ -69,37 +65,6 @@ def store(app: FastAPI) -> JobStore:
 @pytest.fixture
 def worker(store: JobStore) -> FakeWorker:
     return FakeWorker(store)
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[FastAPI], str]]:
-    """Serve apps with uvicorn in threads of this process; return each one's base URL."""
-    running: dict[int, tuple[str, uvicorn.Server, threading.Thread]] = {}
-
-    def start(app: FastAPI) -> str:
-        if id(app) in running:
-            return running[id(app)][0]
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", timeout_graceful_shutdown=1
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        running[id(app)] = (url, server, thread)
-        return url
-
-    yield start
-    for _, server, thread in running.values():
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

@@ -695,6 +695,34 @@ def test_delete(store: JobStore) -> None:
         store.delete(job.id)
 
 
+def test_owner_scoped_calls_see_only_the_owners_jobs(store: JobStore) -> None:
+    """Another owner's job is as unknown as a missing one, and nothing changes."""
+    job = add(store, owner="alice")
+    assert store.get(job.id, owner="bob") is None
+    assert store.get(job.id, owner="alice") == job
+    for call in (store.result, store.history, store.request_cancel, store.delete):
+        for job_id, owner in ((job.id, "bob"), ("nope", "alice")):
+            with pytest.raises(JobNotFound) as info:
+                call(job_id, owner=owner)  # type: ignore[operator]
+            assert str(info.value) == f"no job {job_id}"
+    assert store.get(job.id) == job
+
+    assert store.request_cancel(job.id, owner="alice").status == JobStatus.cancelled
+    assert store.result(job.id, owner="alice")[1] is None
+    assert store.history(job.id, owner="alice") == []
+    store.delete(job.id, owner="alice")
+    assert store.get(job.id) is None
+
+
+def test_result_reads_the_job_and_its_inverse_together(store: JobStore) -> None:
+    job = add(store)
+    run_to_end(store, job)
+    record, blob = store.result(job.id, owner="alice")
+    assert (record.status, blob) == (JobStatus.succeeded, RESULT)
+    with pytest.raises(JobNotFound):
+        store.result("nope")
+
+
 # -- recovery -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,111 @@
+"""A job's rules, once, without a store: each transition of JobRecord (ninv/jobs.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from ninv.jobs import JobRecord, NotFinished, utcnow
+from ninv.schemas import JobStatus, Progress, SolveOptions
+
+NOW = utcnow()
+LATER = NOW + timedelta(seconds=60)
+
+
+def queued() -> JobRecord:
+    return JobRecord(
+        id=uuid.uuid4().hex,
+        status=JobStatus.queued,
+        options=SolveOptions(),
+        n=2,
+        input_dtype="float64",
+        created_at=NOW,
+        owner="alice",
+    )
+
+
+def running(worker: str = "w1", lease_s: float = 30.0) -> JobRecord:
+    job = queued().claim(worker, lease_s, NOW)
+    assert job is not None
+    return job
+
+
+def test_claim_takes_only_a_queued_job() -> None:
+    job = running("w1", 30.0)
+    assert job.status == JobStatus.running
+    assert (job.worker, job.attempts, job.started_at) == ("w1", 1, NOW)
+    assert job.lease_until == NOW + timedelta(seconds=30)
+    assert job.claim("w2", 30.0, NOW) is None  # held: a redelivered message is a no-op
+    assert queued().cancel(NOW).claim("w2", 30.0, NOW) is None  # finished
+
+
+def test_heartbeat_renews_only_the_owners_lease() -> None:
+    job = running("w1")
+    progress = Progress(iteration=5, max_iter=10, loss=0.1, residual=0.2, updated_at=NOW)
+    beat = job.heartbeat("w1", 10.0, LATER, progress)
+    assert beat is not None
+    assert beat.lease_until == LATER + timedelta(seconds=10) and beat.progress == progress
+    assert job.heartbeat("w1", 10.0, LATER, None) == job.model_copy(
+        update={"lease_until": beat.lease_until}
+    )
+    assert job.heartbeat("w2", 10.0, LATER, progress) is None
+    assert queued().heartbeat("w1", 10.0, LATER, progress) is None
+
+
+def test_finish_by_the_owner_with_a_final_status() -> None:
+    job = running("w1")
+    done = job.finish("w1", JobStatus.failed, LATER, error="diverged")
+    assert done is not None
+    assert (done.status, done.error, done.finished_at, done.lease_until) == (
+        JobStatus.failed,
+        "diverged",
+        LATER,
+        None,
+    )
+    assert job.finish("w2", JobStatus.succeeded, LATER) is None
+    assert done.finish("w1", JobStatus.succeeded, LATER) is None  # finished once only
+    with pytest.raises(ValueError, match="final status"):
+        job.finish("w1", JobStatus.running, LATER)
+
+
+def test_cancel() -> None:
+    now_cancelled = queued().cancel(LATER)
+    assert now_cancelled.status == JobStatus.cancelled and now_cancelled.cancel_requested
+    assert now_cancelled.finished_at == LATER
+
+    job = running()
+    flagged = job.cancel(LATER)
+    assert (flagged.status, flagged.cancel_requested) == (JobStatus.running, True)
+    assert flagged.cancel(LATER) is flagged  # already flagged: nothing to write
+
+    with pytest.raises(NotFinished) as info:
+        now_cancelled.cancel(LATER)
+    assert info.value.status == JobStatus.cancelled
+
+
+def test_only_finished_jobs_are_deletable() -> None:
+    for job in (queued(), running()):
+        with pytest.raises(NotFinished):
+            job.check_deletable()
+    queued().cancel(NOW).check_deletable()
+
+
+def test_recover_requeues_then_fails_or_cancels() -> None:
+    job = running(lease_s=1.0)
+    assert job.recover(NOW, max_attempts=2) is None  # the lease is still live
+    back = job.recover(LATER, max_attempts=2)
+    assert back is not None and back.status == JobStatus.queued
+    assert (back.worker, back.lease_until, back.progress, back.attempts) == (None, None, None, 1)
+
+    again = back.claim("w2", 1.0, NOW)
+    assert again is not None and again.attempts == 2
+    lost = again.recover(LATER, max_attempts=2)
+    assert lost is not None
+    assert (lost.status, lost.error) == (JobStatus.failed, "worker lost after 2 attempts")
+
+    cancelled = running(lease_s=1.0).cancel(NOW).recover(LATER, max_attempts=5)
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.error) == (JobStatus.cancelled, None)
+    assert queued().recover(LATER, max_attempts=5) is None
