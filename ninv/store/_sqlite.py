@@ -139,7 +139,8 @@ class SqliteStore:
 
     @contextmanager
     def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        """A BEGIN IMMEDIATE transaction: committed on success, rolled back on any error."""
+        """A transaction (by default a writing one): committed on success, rolled back on any
+        error."""
         conn = self._conn()
         conn.execute(begin)
         try:
