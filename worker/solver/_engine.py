@@ -173,13 +173,8 @@ def run(
             continue
         res = _residuals(stepper.w, stepper.x)
         stops = driver.judge(state, res, due)
-        now = time.perf_counter()
-        ticking = on_grid and driver.tick_due(state, now)
-        if ticking or (on_grid and state.it >= state.next_mark):
-            state.next_mark = max(state.next_mark * 2, state.it + 1)
-            aux = driver.record(state, res)
-            if ticking:
-                driver.tick(state, res, aux, stops, now)
+        if on_grid:
+            driver.tick(state, res, stops)
         if stops:
             driver.finish_items(state, res, stops)
             driver.compact(state, stops)
@@ -273,22 +268,30 @@ class _Driver:
             self.tasks[i].history.append(HistoryPoint(it, r * r / n, r, aux[pos], lrs[pos]))
         return aux
 
-    def tick_due(self, state: LoopState, now: float) -> bool:
-        return self.on_progress is not None and now - state.last_tick >= self.progress_every_s
+    def tick(self, state: LoopState, res: list[float], stops: dict[int, StopReason]) -> None:
+        """At a check on the grid: a history point when a log-spaced one is due, and a progress
+        report when `progress_every_s` has passed (whose answer may cancel matrices)."""
+        now = time.perf_counter()
+        reporting = self.on_progress is not None and now - state.last_tick >= self.progress_every_s
+        if not reporting and state.it < state.next_mark:
+            return
+        state.next_mark = max(state.next_mark * 2, state.it + 1)
+        aux = self.record(state, res)
+        if reporting:
+            state.last_tick = now
+            self.report(state, res, aux, stops)
 
-    def tick(
+    def report(
         self,
         state: LoopState,
         res: list[float],
         aux: list[float | None],
         stops: dict[int, StopReason],
-        now: float,
     ) -> None:
         """Report progress for the matrices that go on; mark the ones the answer cancels."""
         if self.on_progress is None:
             return
-        state.last_tick = now
-        it, n, elapsed = state.it, self.n, now - self.t_start
+        it, n, elapsed = state.it, self.n, state.last_tick - self.t_start
         rate = it / elapsed if elapsed > 0 else 0.0
         lrs = self.lrs(state, it)
         points = [
