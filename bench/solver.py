@@ -1,9 +1,10 @@
 """Solver benchmark: figures measured side by side in one run (human table, or --json).
 
-    python bench/solver.py [--quick] [--json] [--device auto|cpu|cuda:N] [--seeds 20]
+    python bench/solver.py [--quick] [--json] [--device auto|cpu|cuda|cuda:N] [--seeds 20]
 
 1. adam iterations/s against the reference loop (autograd + torch.optim.Adam), n = 16, float32,
-   one matrix, one thread.
+   one matrix, one thread; and `invert` called with torch's default thread count against one
+   thread (the solver picks its own threads for small problems, so the ratio should be ~1).
 2. a batch of B 16x16 matrices in one call against one matrix: matrix-iterations/s ratio.
 3. cg and newton-schulz: iterations and time to residual 1e-10 (float64) for n in {16, 256, 1024}
    at cond ~1e3, beside torch.linalg.inv's time on the same matrix.
@@ -26,6 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.solver import ItemOptions, SolverError, invert, solve_batch
+
+#: torch's thread count before this script sets its own: what a library caller gets.
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def sync(device: str) -> None:
@@ -97,6 +101,7 @@ def bench_adam(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         torch.set_num_threads(threads)
+    out["default_threads"] = default_threads_figure(x, args)
     xs = np.stack([original_family(i) for i in range(args.batch)])
     invert(xs, "adam", max_iter=64, seed=0, aux=False, device=args.device)
     singles, batches = [], []
@@ -116,6 +121,25 @@ def bench_adam(args: argparse.Namespace) -> dict[str, Any]:
         "vs_reference": max(batches) / max(ref),
     }
     return out
+
+
+def default_threads_figure(x: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """`invert` on one 16x16 matrix as a caller leaves torch (default threads) vs one thread."""
+    threads = torch.get_num_threads()
+    rates: dict[int, list[float]] = {DEFAULT_THREADS: [], 1: []}
+    try:
+        for _ in range(args.repeats):
+            for count, seen in rates.items():
+                torch.set_num_threads(count)
+                seen.append(adam_rate(x, args.thread_steps, args.device))
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "threads": DEFAULT_THREADS,
+        "it_per_s": max(rates[DEFAULT_THREADS]),
+        "one_thread_it_per_s": max(rates[1]),
+        "ratio": max(rates[DEFAULT_THREADS]) / max(rates[1]),
+    }
 
 
 def bench_fast_methods(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -236,6 +260,7 @@ def main() -> None:
     args.adam_steps = 5_000 if args.quick else 30_000
     args.ref_steps = 1_000 if args.quick else 4_000
     args.batch_steps = 300 if args.quick else 3_000
+    args.thread_steps = 2_000 if args.quick else 10_000
     args.sizes = args.sizes or ([16, 256] if args.quick else [16, 256, 1024])
     args.family_dtypes = ["float32"] if args.quick else ["float32", "float64"]
     if args.quick:
@@ -258,6 +283,11 @@ def main() -> None:
     print(f"  ours       {a['adam_it_per_s']:>12,.0f} it/s")
     print(f"  reference  {a['reference_it_per_s']:>12,.0f} it/s   (autograd + torch.optim.Adam)")
     print(f"  ratio      {a['ratio']:>12.1f}x")
+    d = a["default_threads"]
+    print(f"\ninvert, adam n=16 float32, caller's default {d['threads']} thread(s) vs 1 thread")
+    print(f"  default    {d['it_per_s']:>12,.0f} it/s")
+    print(f"  1 thread   {d['one_thread_it_per_s']:>12,.0f} it/s")
+    print(f"  ratio      {d['ratio']:>12.3f}x")
     b = a["batch"]
     print(f"\nbatch of {b['b']} 16x16 (adam, float32, {b['threads']} thread(s))")
     print(f"  batch      {b['matrix_it_per_s']:>12,.0f} matrix-it/s")

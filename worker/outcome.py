@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
 
 from ninv.schemas import HistoryPoint, MatrixSummary, Summary, finite
-from worker.solver import HistoryPoint as SolverHistoryPoint
-from worker.solver import Solution
+from worker.solver import BatchSolution, Solution
 
 __all__ = ["curve", "summarise"]
 
@@ -17,22 +15,16 @@ def _worst(values: Sequence[float | None]) -> float | None:
     return max(present) if present else None
 
 
-def _per_matrix(solution: Solution) -> list[MatrixSummary]:
-    def at(field: object, i: int) -> Any:
-        return field[i] if isinstance(field, tuple) else field
-
-    return [
-        MatrixSummary(
-            iterations=at(solution.iterations, i),
-            loss=finite(at(solution.loss, i)),
-            residual=finite(at(solution.residual, i)),
-            aux_error=finite(at(solution.aux_error, i)),
-            converged=at(solution.converged, i),
-            reason=at(solution.reason, i),
-            cond=finite(at(solution.cond, i)),
-        )
-        for i in range(len(solution.iterations) if isinstance(solution.iterations, tuple) else 1)
-    ]
+def _matrix_summary(solution: Solution) -> MatrixSummary:
+    return MatrixSummary(
+        iterations=solution.iterations,
+        loss=finite(solution.loss),
+        residual=finite(solution.residual),
+        aux_error=finite(solution.aux_error),
+        converged=solution.converged,
+        reason=solution.reason,
+        cond=finite(solution.cond),
+    )
 
 
 def _worst_index(matrices: Sequence[MatrixSummary]) -> int:
@@ -43,20 +35,21 @@ def _worst_index(matrices: Sequence[MatrixSummary]) -> int:
     )
 
 
-def summarise(solution: Solution) -> Summary:
+def summarise(solution: Solution | BatchSolution) -> Summary:
     """A Summary from a Solution; for a (b, n, n) input, the worst figures plus each matrix's."""
-    matrices = _per_matrix(solution)
-    max_iter = solution.max_iter
-    common = {
-        "method": solution.method,
-        "max_iter": max(max_iter) if isinstance(max_iter, tuple) else max_iter,
-        "device": solution.device,
-        "dtype": solution.dtype,
-        "elapsed_s": solution.elapsed_s,
-        "warning": solution.warning,
-    }
-    if len(matrices) == 1 and not isinstance(solution.iterations, tuple):
-        return Summary(**matrices[0].model_dump(), **common)
+    if isinstance(solution, Solution):
+        return Summary(
+            **_matrix_summary(solution).model_dump(),
+            method=solution.method,
+            max_iter=solution.max_iter,
+            device=solution.device,
+            dtype=solution.dtype,
+            elapsed_s=solution.elapsed_s,
+            warning=solution.warning,
+        )
+    sols = solution.solutions
+    matrices = [_matrix_summary(s) for s in sols]
+    warnings = [f"matrix {i}: {s.warning}" for i, s in enumerate(sols) if s.warning]
     return Summary(
         iterations=max(m.iterations for m in matrices),
         loss=_worst([m.loss for m in matrices]),
@@ -66,16 +59,20 @@ def summarise(solution: Solution) -> Summary:
         reason=matrices[_worst_index(matrices)].reason,
         cond=_worst([m.cond for m in matrices]),
         matrices=matrices,
-        **common,
+        method=sols[0].method,
+        max_iter=max(s.max_iter for s in sols),
+        device=sols[0].device,
+        dtype=sols[0].dtype,
+        elapsed_s=solution.elapsed_s,
+        warning="; ".join(warnings) if warnings else None,
     )
 
 
-def curve(solution: Solution) -> list[HistoryPoint]:
+def curve(solution: Solution | BatchSolution) -> list[HistoryPoint]:
     """The loss curve to keep: the solve's own, or for a batch input its worst matrix's."""
-    curve = solution.history
-    if curve and isinstance(curve[0], tuple):
-        curve = curve[_worst_index(_per_matrix(solution))]
-    points = cast(tuple[SolverHistoryPoint, ...], curve)
+    if isinstance(solution, BatchSolution):
+        sols = solution.solutions
+        solution = sols[_worst_index([_matrix_summary(s) for s in sols])]
     return [
         HistoryPoint(
             iteration=p.iteration,
@@ -84,5 +81,5 @@ def curve(solution: Solution) -> list[HistoryPoint]:
             aux_error=finite(p.aux_error),
             lr=p.lr,
         )
-        for p in points
+        for p in solution.history
     ]

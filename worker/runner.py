@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from worker.outcome import curve, summarise
 from worker.progress import JobProgress
 from worker.solver import (
     DEFAULT_MAX_ITER,
+    BatchSolution,
     ItemOptions,
     ProgressPoint,
     Solution,
@@ -36,26 +36,6 @@ from worker.solver import (
 __all__ = ["JobRunner"]
 
 log = logging.getLogger(__name__)
-
-
-#: Below this many matrix entries per step (b n^2), a solve runs on one thread: intra-op
-#: threads cost more than they save on so little arithmetic (a lone 16x16 adam job runs ~1.5x
-#: faster on one thread than on two, while a batch of 256 of them runs ~1.5x faster on two).
-SINGLE_THREAD_MAX_ENTRIES = 64 * 64
-
-
-@contextmanager
-def _threads_for(entries: int) -> Iterator[None]:
-    """Run the enclosed solve on one thread when it is small, else on the process's threads."""
-    before = torch.get_num_threads()
-    if entries > SINGLE_THREAD_MAX_ENTRIES or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -143,21 +123,20 @@ class JobRunner:
         """A job that batches with nothing: one matrix, or a (b, n, n) input of its own."""
         options = item.job.options
         matrix = self._load(item.job)
-        with _threads_for(matrix.size):
-            solution = invert(
-                matrix,
-                method=options.method,
-                max_iter=options.max_iter,
-                tol=options.tol,
-                lr_schedule=options.lr_schedule,
-                dtype=options.dtype,
-                device=self._device(item.job),
-                seed=options.seed,
-                aux=options.aux,
-                on_progress=lambda point: self._report([(item, point)])[0],
-                progress_every_s=self._settings.progress_every_s,
-                max_n=self._settings.max_n,
-            )
+        solution = invert(
+            matrix,
+            method=options.method,
+            max_iter=options.max_iter,
+            tol=options.tol,
+            lr_schedule=options.lr_schedule,
+            dtype=options.dtype,
+            device=self._device(item.job),
+            seed=options.seed,
+            aux=options.aux,
+            on_progress=lambda point: self._report([(item, point)])[0],
+            progress_every_s=self._settings.progress_every_s,
+            max_n=self._settings.max_n,
+        )
         self._store_solutions([(item, solution)])
 
     def _solve_together(self, running: list[_Running]) -> None:
@@ -214,7 +193,8 @@ class JobRunner:
         )
         return [item.progress.answer(a) for (item, _), a in zip(ticks, answers, strict=True)]
 
-    def _outcome(self, item: _Running, solution: Solution) -> Outcome:
+    def _outcome(self, item: _Running, solution: Solution | BatchSolution) -> Outcome:
+        summary = summarise(solution)
         status, error = JobStatus.succeeded, None
         if item.progress.timed_out:
             status = JobStatus.failed
@@ -222,18 +202,18 @@ class JobRunner:
                 f"stopped after NINV_JOB_TIMEOUT_S ({self._settings.job_timeout_s} s), the longest "
                 "a job may run; ask for fewer iterations or a faster method (newton-schulz, cg)"
             )
-        elif solution.reason == "cancelled" or item.progress.cancel_requested:
+        elif summary.reason == "cancelled" or item.progress.cancel_requested:
             status = JobStatus.cancelled
         return Outcome(
             item.job.id,
             status=status,
-            summary=summarise(solution),
+            summary=summary,
             result=to_npy(solution.inverse),
             error=error,
             history=item.progress.final_history(curve(solution)),
         )
 
-    def _store_solutions(self, done: Sequence[tuple[_Running, Solution]]) -> None:
+    def _store_solutions(self, done: Sequence[tuple[_Running, Solution | BatchSolution]]) -> None:
         for item, _ in done:
             item.done = True
         mine = [(item, solution) for item, solution in done if item.progress.owned]

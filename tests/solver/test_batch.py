@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.solver.problems import original_family, with_cond
-from worker.solver import ItemOptions, Solution, invert, solve_batch
+from worker.solver import BatchSolution, ItemOptions, Solution, invert, solve_batch
 
 ITEMS = [
     ItemOptions(max_iter=100, seed=1),
@@ -80,10 +80,11 @@ def test_other_methods_batch_equals_alone(method: str) -> None:
 def test_invert_on_a_batch_returns_per_matrix_fields() -> None:
     xs = batch(3)
     sol = invert(xs, "adam", max_iter=128, seed=9, dtype="float64", device="cpu")
-    assert sol.inverse.shape == (3, 16, 16)
-    assert isinstance(sol.iterations, tuple) and sol.iterations == (128, 128, 128)
-    assert isinstance(sol.reason, tuple) and len(sol.cond) == 3  # type: ignore[arg-type]
+    assert isinstance(sol, BatchSolution) and sol.inverse.shape == (3, 16, 16)
+    assert [s.iterations for s in sol.solutions] == [128, 128, 128]
+    assert len(sol.solutions) == 3 and all(isinstance(s, Solution) for s in sol.solutions)
     for i in range(3):
+        np.testing.assert_array_equal(sol.solutions[i].inverse, sol.inverse[i])
         one = invert(xs[i], "adam", max_iter=128, seed=9, dtype="float64", device="cpu")
         torch.testing.assert_close(
             torch.from_numpy(sol.inverse[i]), torch.from_numpy(one.inverse), rtol=1e-9, atol=1e-12
@@ -128,7 +129,7 @@ def test_seeds_without_items_differ_and_invert_shares_one() -> None:
     seeds = {s.seed for s in sols}
     assert len(seeds) == 3
     shared = invert(xs, "adam", max_iter=64, device="cpu")
-    assert isinstance(shared.seed, tuple) and len(set(shared.seed)) == 1
+    assert isinstance(shared, BatchSolution) and len({s.seed for s in shared.solutions}) == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto means cuda there")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.solver.problems import original_family
-from worker.solver import ProgressPoint, invert
+from worker.solver import BatchSolution, ProgressPoint, invert
 
 
 def test_progress_every_check_with_all_fields() -> None:
@@ -78,8 +78,8 @@ def test_batch_progress_reports_the_worst_matrix() -> None:
         progress_every_s=0,
     )
     assert [p.iteration for p in points] == [64]
-    assert isinstance(sol.history, tuple) and len(sol.history) == 3
-    at_64 = [next(h for h in hist if h.iteration == 64) for hist in sol.history]  # type: ignore[union-attr]
+    assert isinstance(sol, BatchSolution) and len(sol.solutions) == 3
+    at_64 = [next(h for h in s.history if h.iteration == 64) for s in sol.solutions]
     assert points[0].residual == pytest.approx(max(h.residual for h in at_64))
 
 

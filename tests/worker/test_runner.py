@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 import torch
 
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
 from ninv.store import JobStore
 from tests.helpers import submit
+from worker import solver
 from worker.runner import JobRunner
 
 
@@ -72,21 +76,33 @@ def test_the_stored_curve_runs_from_the_start_to_the_end(
     assert len(iterations) <= settings.history_max_points
 
 
-def test_a_small_solve_runs_on_one_thread_and_restores_the_pool(
-    settings: Settings, store: JobStore
+def test_a_small_job_runs_on_the_solvers_one_thread_and_restores_the_pool(
+    settings: Settings, store: JobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The thread policy lives in the solver (tests/solver/test_threads.py): the runner just
+    calls it, and its small jobs still run on one thread."""
     from worker import runner as runner_module
 
+    seen: list[int] = []
+
+    def invert_watching_threads(*args: Any, **kwargs: Any) -> Any:
+        report = kwargs["on_progress"]
+
+        def on_progress(point: Any) -> Any:
+            seen.append(torch.get_num_threads())
+            return report(point)
+
+        return solver.invert(*args, **{**kwargs, "on_progress": on_progress})
+
+    monkeypatch.setattr(runner_module, "invert", invert_watching_threads)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    seen: list[int] = []
     try:
-        with runner_module._threads_for(16 * 16):
-            seen.append(torch.get_num_threads())
-        with runner_module._threads_for(256 * 16 * 16):
-            seen.append(torch.get_num_threads())
-        job = submit(store, settings, np.eye(16) * 2, send=False, max_iter=100)
-        JobRunner(store, settings, worker_id="w").run(job.id)
-        assert seen == [1, 2] and torch.get_num_threads() == 2
+        job = submit(store, settings, np.eye(16) * 2, send=False, max_iter=128)
+        fast = settings.model_copy(update={"progress_every_s": 0})
+        JobRunner(store, fast, worker_id="w").run(job.id)
+        done = store.get(job.id)
+        assert done is not None and done.status is JobStatus.succeeded, done.error
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -2,7 +2,8 @@
 
 `invert` inverts one matrix (or a batch with shared options) by the original method, Adam on
 mean((WX - I)^2), or by gd, cg, newton-schulz or exact LU; `solve_batch` solves a batch whose
-matrices each carry their own options, with per-matrix callbacks.
+matrices each carry their own options, with per-matrix callbacks. Small solves run on one
+intra-op thread and give the caller's thread count back (see `SINGLE_THREAD_MAX_ENTRIES`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ._problem import (
     StopReason,
 )
 from ._schedule import DEFAULT_LR_SCHEDULE
-from ._solution import HistoryPoint, ItemOptions, ProgressPoint, Solution
+from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
+from ._threads import SINGLE_THREAD_MAX_ENTRIES
 
 __all__ = [
     "BETA1",
@@ -43,6 +45,8 @@ __all__ = [
     "EPS",
     "METHODS",
     "REASONS",
+    "SINGLE_THREAD_MAX_ENTRIES",
+    "BatchSolution",
     "DType",
     "HistoryPoint",
     "ItemOptions",

@@ -48,6 +48,7 @@ class AdamStepper:
     def __init__(self, x: torch.Tensor, w0: torch.Tensor, lrs: Sequence[float]) -> None:
         self.x = x
         self.w = w0.clone()
+        self.warmup = [0] * x.shape[0]
         self._m = torch.zeros_like(self.w)
         self._v = torch.zeros_like(self.w)
         self._alloc()

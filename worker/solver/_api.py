@@ -7,7 +7,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +23,6 @@ from ._problem import (
     DType,
     Method,
     SolverError,
-    StopReason,
     as_matrix,
     check_max_iter,
     check_method,
@@ -33,8 +32,9 @@ from ._problem import (
     torch_dtype,
 )
 from ._schedule import DEFAULT_LR_SCHEDULE, LrSchedule, parse_schedule
-from ._solution import HistoryPoint, ItemOptions, ProgressPoint, Solution
+from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
 from ._spectrum import Spectrum, spectrum
+from ._threads import threads_for
 
 __all__ = [
     "DEFAULT_MAX_ITER",
@@ -92,8 +92,11 @@ def invert(
     on_progress: Progress | None = None,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
     max_n: int | None = None,
-) -> Solution:
+) -> Solution | BatchSolution:
     """Invert a square matrix (or a batch of them) and say how well and why it stopped.
+
+    Returns a `Solution` for an (n, n) input, a `BatchSolution` (one `Solution` per matrix) for
+    a (b, n, n) one.
 
     Args:
         matrix: NumPy array or torch tensor of shape (n, n), or (b, n, n) for a batch solved
@@ -155,7 +158,7 @@ def invert(
     )
     if not batched:
         return sols[0]
-    return _stack(sols, time.perf_counter() - t0)
+    return BatchSolution.gather(sols, time.perf_counter() - t0)
 
 
 def solve_batch(
@@ -239,19 +242,9 @@ def _solve(
     limit = DEFAULT_MAX_N if max_n is None else max_n
     x = as_matrix(matrix, dtype=tdtype, device=dev, max_n=limit)
     b, n = x.shape[0], x.shape[-1]
-    if isinstance(items, ItemOptions):
-        # invert: one set of options, and one seed, for every matrix of the batch.
-        shared = items
-        if shared.seed is None and meth in ("adam", "gd"):
-            shared = _with_seed(shared, secrets.randbits(62))
-        items = [shared] * b
-    elif items is None:
-        items = [ItemOptions()] * b  # each draws its own seed
-    elif len(items) != b:
-        raise SolverError(f"got {len(items)} item options for a batch of {b} matrices")
-    tasks_opts = [_resolve(meth, dname, opt) for opt in items]
+    tasks_opts = [_resolve(meth, dname, opt) for opt in _per_matrix(items, meth, b)]
 
-    with torch.inference_mode():
+    with torch.inference_mode(), threads_for(b * n * n):
         spec = spectrum(x)
         if meth == "exact":
             return _exact(x, spec, tasks_opts, dname, aux, on_items_done, t0)
@@ -268,13 +261,8 @@ def _solve(
             )
             for i, (mi, tl, sc, sd) in enumerate(tasks_opts)
         ]
-        stepper = _stepper(meth, x, tasks, spec)
-        if meth == "newton-schulz":
-            for task in tasks:
-                c = task.cond
-                task.ref_it = math.ceil(2 * math.log2(c)) + 2 if math.isfinite(c) else 0
         return run(
-            stepper,
+            _stepper(meth, x, tasks, spec),
             tasks,
             method=meth,
             dtype=dname,
@@ -286,6 +274,23 @@ def _solve(
             progress_every_s=float(progress_every_s),
             t0=t0,
         )
+
+
+def _per_matrix(
+    items: Sequence[ItemOptions] | ItemOptions | None, meth: Method, b: int
+) -> Sequence[ItemOptions]:
+    """One ItemOptions per matrix of the batch."""
+    if isinstance(items, ItemOptions):
+        # invert: one set of options, and one seed, for every matrix of the batch.
+        shared = items
+        if shared.seed is None and meth in ("adam", "gd"):
+            shared = _with_seed(shared, secrets.randbits(62))
+        return [shared] * b
+    if items is None:
+        return [ItemOptions()] * b  # each draws its own seed
+    if len(items) != b:
+        raise SolverError(f"got {len(items)} item options for a batch of {b} matrices")
+    return items
 
 
 def _with_seed(opt: ItemOptions, seed: int) -> ItemOptions:
@@ -325,7 +330,7 @@ def _stepper(meth: Method, x: torch.Tensor, tasks: list[Task], spec: Spectrum) -
         return GdStepper(x, w0, [t.schedule.lr_at(0) if t.schedule else 0.0 for t in tasks])
     if meth == "cg":
         return CgStepper(x)
-    return NewtonSchulzStepper(x, scaled_start(x, spec.smax_safe, spec.smin))
+    return NewtonSchulzStepper(x, scaled_start(x, spec.smax_safe, spec.smin), spec.cond)
 
 
 def _warning(
@@ -422,29 +427,4 @@ def _worst(points: list[tuple[int, ProgressPoint]]) -> ProgressPoint:
         lr=max(lrs) if lrs else None,
         rate=first.rate,
         elapsed_s=first.elapsed_s,
-    )
-
-
-def _stack(sols: list[Solution], elapsed: float) -> Solution:
-    """Gather one-matrix solutions into the batch Solution that `invert` returns."""
-    warnings = [f"matrix {i}: {s.warning}" for i, s in enumerate(sols) if s.warning]
-    reasons = tuple(cast(StopReason, s.reason) for s in sols)
-    first = sols[0]
-    return Solution(
-        inverse=np.stack([s.inverse for s in sols]),
-        iterations=tuple(cast(int, s.iterations) for s in sols),
-        loss=tuple(cast(float, s.loss) for s in sols),
-        residual=tuple(cast(float, s.residual) for s in sols),
-        aux_error=tuple(cast(float | None, s.aux_error) for s in sols),
-        converged=tuple(cast(bool, s.converged) for s in sols),
-        reason=reasons,
-        cond=tuple(cast(float, s.cond) for s in sols),
-        elapsed_s=elapsed,
-        history=tuple(cast(tuple[HistoryPoint, ...], s.history) for s in sols),
-        warning="; ".join(warnings) if warnings else None,
-        method=first.method,
-        device=first.device,
-        dtype=first.dtype,
-        max_iter=first.max_iter,
-        seed=tuple(cast(int | None, s.seed) for s in sols),
     )

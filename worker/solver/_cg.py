@@ -26,6 +26,7 @@ class CgStepper:
     def __init__(self, x: torch.Tensor) -> None:
         self.x = x
         self.w = torch.zeros_like(x)
+        self.warmup = [0] * x.shape[0]
         self._a = torch.bmm(x, x.mT)
         self._res = x.mT.clone()  # B - W A with W = 0
         self._p = self._res.clone()

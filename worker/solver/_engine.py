@@ -8,6 +8,11 @@ that stopped matrices cost nothing more. All live matrices share one iteration c
 
 Because checks happen every `check_every` steps, tolerance, stall and divergence are detected
 at that granularity (64 steps for adam and gd, 4 for cg, every step for newton-schulz).
+
+The loop in `run` is a few named steps over one `LoopState`: advance (step to the next event),
+judge (residuals and stop decisions, `Task.judge`), record (the loss curve), tick (progress and
+cancel answers), finish items (their `Solution`s) and compact. Everything a solve carries from
+one check to the next lives in the `LoopState`, the `Task`s and the stepper's own tensors.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from ._problem import DType, Method, StopReason
 from ._schedule import LrSchedule
 from ._solution import HistoryPoint, ProgressPoint, Solution
 
-__all__ = ["BatchProgress", "ItemsDone", "Stepper", "StopRule", "Task", "run"]
+__all__ = ["BatchProgress", "ItemsDone", "LoopState", "Stepper", "StopRule", "Task", "run"]
 
 #: on_progress of a batch: gets (index, point) for every live matrix; may return False (cancel
 #: all) or a collection of indices to cancel; None or True goes on.
@@ -34,9 +39,17 @@ ItemsDone = Callable[[list[tuple[int, Solution]]], None]
 
 
 class Stepper(Protocol):
+    """A method's iteration on a (b, n, n) batch: `w` is the iterate, advanced in place.
+
+    `warmup` gives, per matrix, the steps from the start during which no stall is judged (a
+    method whose residual sits on a plateau before it falls says how long here); `keep`
+    compacts the batch to the given positions.
+    """
+
     x: torch.Tensor
     w: torch.Tensor
     check_every: int
+    warmup: list[int]
 
     def step(self, start: int, k: int) -> None: ...
     def set_lr(self, lrs: Sequence[float]) -> None: ...
@@ -53,7 +66,7 @@ class StopRule:
 
 @dataclass(slots=True)
 class Task:
-    """One matrix of the batch, with its resolved options and diagnostics."""
+    """One matrix of the batch: its resolved options, diagnostics, curve and stop-rule state."""
 
     max_iter: int
     tol: float | None
@@ -65,6 +78,43 @@ class Task:
     best_res: float = math.inf
     ref_res: float = math.inf
     ref_it: int = 0
+
+    def lr_at(self, iteration: int) -> float | None:
+        return self.schedule.lr_at(iteration) if self.schedule is not None else None
+
+    def judge(self, r: float, it: int, rule: StopRule) -> StopReason | None:
+        """Why this matrix stops at a check with residual `r` after `it` steps, or None."""
+        if not math.isfinite(r):
+            return "diverged"
+        self.best_res = min(self.best_res, r)
+        if self.tol is not None and r <= self.tol:
+            return "converged"
+        if it >= self.max_iter:
+            return "max_iter"
+        if self.best_res < self.ref_res * (1.0 - rule.rel):
+            # ref_it may start in the future (a warm-up during which no stall is judged).
+            self.ref_res, self.ref_it = self.best_res, max(it, self.ref_it)
+        elif it - self.ref_it >= rule.window:
+            return "stalled"
+        return None
+
+
+@dataclass(slots=True)
+class LoopState:
+    """What the loop carries between checks, beside the tasks and the stepper's tensors.
+
+    `active` holds the task indices still running, in batch order; `aux_ok`, `best` (the best
+    iterate seen at a check) and `inv_ref` are aligned with it.
+    """
+
+    active: list[int]
+    aux_ok: list[bool]
+    best: torch.Tensor
+    inv_ref: torch.Tensor | None
+    it: int = 0
+    next_mark: int = 1  # the next iteration a log-spaced history point is due
+    last_tick: float = -math.inf
+    results: dict[int, Solution] = field(default_factory=dict)
 
 
 def _residuals(w: torch.Tensor, x: torch.Tensor) -> list[float]:
@@ -81,8 +131,13 @@ def _aux(w: torch.Tensor, ref: torch.Tensor | None, ok: Sequence[bool]) -> list[
     return [float(e) if good else None for e, good in zip(err, ok, strict=True)]
 
 
-def _lr(schedule: LrSchedule | None, iteration: int) -> float | None:
-    return schedule.lr_at(iteration) if schedule is not None else None
+def _cancelled(answer: bool | Collection[int] | None, live: Collection[int]) -> set[int]:
+    """The indices an `on_progress` answer cancels: False all, None or True none."""
+    if answer is False:
+        return set(live)
+    if answer is None or answer is True:
+        return set()
+    return set(answer)
 
 
 def run(
@@ -100,164 +155,220 @@ def run(
     t0: float,
 ) -> list[Solution]:
     """Drive `stepper` until every task stops; return one `Solution` per task, in order."""
-    n = stepper.x.shape[-1]
-    device = str(stepper.x.device)
-    active = list(range(len(tasks)))
-    ok = list(aux_ok)
-    results: dict[int, Solution] = {}
-    it = 0
-    t_start = time.perf_counter()
-    last_tick = t_start
-    next_mark = 1
+    driver = _Driver(
+        stepper,
+        tasks,
+        method=method,
+        dtype=dtype,
+        rule=rule,
+        on_progress=on_progress,
+        on_items_done=on_items_done,
+        progress_every_s=progress_every_s,
+        t0=t0,
+    )
+    state = driver.start(inv_ref, list(aux_ok))
+    while state.active:
+        on_grid, due = driver.advance(state)
+        if not due:
+            continue
+        res = _residuals(stepper.w, stepper.x)
+        stops = driver.judge(state, res, due)
+        if on_grid:
+            driver.tick(state, res, stops)
+        if stops:
+            driver.finish_items(state, res, stops)
+            driver.compact(state, stops)
+    return [state.results[i] for i in range(len(tasks))]
 
-    def lrs_at(i: int) -> list[float | None]:
-        return [_lr(tasks[j].schedule, i) for j in active]
 
-    def record(at: int, res: list[float], positions: Sequence[int]) -> list[float | None]:
-        aux = _aux(stepper.w, inv_ref, ok)
-        lrs = lrs_at(at)
-        for pos in positions:
-            r = res[pos]
-            tasks[active[pos]].history.append(HistoryPoint(at, r * r / n, r, aux[pos], lrs[pos]))
-        return aux
+class _Driver:
+    """The steps of `run`'s loop: what it does to a `LoopState` between and at checks."""
 
-    res = _residuals(stepper.w, stepper.x)
-    best = stepper.w.clone()
-    for pos, i in enumerate(active):
-        r = res[pos] if math.isfinite(res[pos]) else math.inf
-        tasks[i].best_res = tasks[i].ref_res = r
-    record(0, res, range(len(active)))
+    def __init__(
+        self,
+        stepper: Stepper,
+        tasks: list[Task],
+        *,
+        method: Method,
+        dtype: DType,
+        rule: StopRule,
+        on_progress: BatchProgress | None,
+        on_items_done: ItemsDone | None,
+        progress_every_s: float,
+        t0: float,
+    ) -> None:
+        self.stepper, self.tasks, self.rule = stepper, tasks, rule
+        self.method, self.dtype, self.device = method, dtype, str(stepper.x.device)
+        self.on_progress, self.on_items_done = on_progress, on_items_done
+        self.progress_every_s, self.t0 = progress_every_s, t0
+        self.n = stepper.x.shape[-1]
+        self.t_start = time.perf_counter()
 
-    every = stepper.check_every
-    while active:
-        # Step to the next event: a check on the grid of `every` steps, a budget's end, or a
-        # learning-rate stage change (which needs no check).
-        target = min((it // every + 1) * every, min(tasks[i].max_iter for i in active))
-        for i in active:
-            sched = tasks[i].schedule
-            change = sched.next_change(it) if sched else None
+    def start(self, inv_ref: torch.Tensor | None, aux_ok: list[bool]) -> LoopState:
+        """The state at iteration 0: every matrix live, its start judged and recorded."""
+        stepper = self.stepper
+        state = LoopState(list(range(len(self.tasks))), aux_ok, stepper.w.clone(), inv_ref)
+        state.last_tick = self.t_start
+        res = _residuals(stepper.w, stepper.x)
+        for task, r, warmup in zip(self.tasks, res, stepper.warmup, strict=True):
+            task.best_res = task.ref_res = r if math.isfinite(r) else math.inf
+            task.ref_it = warmup
+        self.record(state, res)
+        return state
+
+    def lrs(self, state: LoopState, iteration: int) -> list[float | None]:
+        return [self.tasks[i].lr_at(iteration) for i in state.active]
+
+    def advance(self, state: LoopState) -> tuple[bool, list[int]]:
+        """Step to the next event: a check on the grid of `check_every` steps, a budget's end,
+        or a learning-rate stage change (which needs no check). Returns whether the iteration
+        is on the grid, and the positions of the matrices due a check."""
+        every, it = self.stepper.check_every, state.it
+        active = [self.tasks[i] for i in state.active]
+        target = min((it // every + 1) * every, min(task.max_iter for task in active))
+        for task in active:
+            change = task.schedule.next_change(it) if task.schedule else None
             if change is not None:
                 target = min(target, change)
-        before = lrs_at(it)
-        stepper.step(it, target - it)
-        it = target
-        after = lrs_at(it)
+        before = self.lrs(state, it)
+        self.stepper.step(it, target - it)
+        state.it = it = target
+        after = self.lrs(state, it)
         if after != before:
-            stepper.set_lr([lr if lr is not None else 0.0 for lr in after])
+            self.stepper.set_lr([lr if lr is not None else 0.0 for lr in after])
         on_grid = it % every == 0
         # A matrix is judged on the grid and at its own budget's end only: exactly when it would
         # be judged if it were solved alone, so that batching never changes a result.
-        due = [pos for pos, i in enumerate(active) if on_grid or it >= tasks[i].max_iter]
-        if not due:
-            continue
+        due = [pos for pos, task in enumerate(active) if on_grid or it >= task.max_iter]
+        return on_grid, due
 
-        res = _residuals(stepper.w, stepper.x)
+    def judge(self, state: LoopState, res: list[float], due: list[int]) -> dict[int, StopReason]:
+        """Stop decisions for the matrices due a check (by position); keeps each best iterate."""
         stops: dict[int, StopReason] = {}
         improved: list[int] = []
         for pos in due:
-            task, r = tasks[active[pos]], res[pos]
-            if not math.isfinite(r):
-                stops[pos] = "diverged"
-                continue
-            if r < task.best_res:
-                task.best_res = r
+            task, r = self.tasks[state.active[pos]], res[pos]
+            if r < task.best_res:  # False for NaN
                 improved.append(pos)
-            if task.tol is not None and r <= task.tol:
-                stops[pos] = "converged"
-            elif it >= task.max_iter:
-                stops[pos] = "max_iter"
-            elif task.best_res < task.ref_res * (1.0 - rule.rel):
-                # ref_it may start in the future (a warm-up during which no stall is judged).
-                task.ref_res, task.ref_it = task.best_res, max(it, task.ref_it)
-            elif it - task.ref_it >= rule.window:
-                stops[pos] = "stalled"
+            reason = task.judge(r, state.it, self.rule)
+            if reason is not None:
+                stops[pos] = reason
         if improved:
-            idx = torch.tensor(improved, device=best.device)
-            best.index_copy_(0, idx, stepper.w.index_select(0, idx))
+            idx = torch.tensor(improved, device=state.best.device)
+            state.best.index_copy_(0, idx, self.stepper.w.index_select(0, idx))
+        return stops
 
+    def record(self, state: LoopState, res: list[float]) -> list[float | None]:
+        """Append a history point for every live matrix; returns their aux errors."""
+        it, n = state.it, self.n
+        aux = _aux(self.stepper.w, state.inv_ref, state.aux_ok)
+        lrs = self.lrs(state, it)
+        for pos, i in enumerate(state.active):
+            r = res[pos]
+            self.tasks[i].history.append(HistoryPoint(it, r * r / n, r, aux[pos], lrs[pos]))
+        return aux
+
+    def tick(self, state: LoopState, res: list[float], stops: dict[int, StopReason]) -> None:
+        """At a check on the grid: a history point when a log-spaced one is due, and a progress
+        report when `progress_every_s` has passed (whose answer may cancel matrices)."""
         now = time.perf_counter()
-        ticking = on_grid and on_progress is not None and now - last_tick >= progress_every_s
-        if on_grid and (it >= next_mark or ticking):
-            next_mark = max(next_mark * 2, it + 1)
-            aux = record(it, res, range(len(active)))
-        if ticking and on_progress is not None:
-            last_tick = now
-            elapsed = now - t_start
-            rate = it / elapsed if elapsed > 0 else 0.0
-            lrs = lrs_at(it)
-            points = [
-                (
-                    i,
-                    ProgressPoint(
-                        it,
-                        tasks[i].max_iter,
-                        res[p] ** 2 / n,
-                        res[p],
-                        aux[p],
-                        lrs[p],
-                        rate,
-                        elapsed,
-                    ),
-                )
-                for p, i in enumerate(active)
-                if p not in stops
-            ]
-            answer = on_progress(points)
-            if answer is False:
-                cancel = {i for i, _ in points}
-            elif answer is None or answer is True:
-                cancel = set()
-            else:
-                cancel = set(answer)
-            for p, i in enumerate(active):
-                if i in cancel and p not in stops:
-                    stops[p] = "cancelled"
+        reporting = self.on_progress is not None and now - state.last_tick >= self.progress_every_s
+        if not reporting and state.it < state.next_mark:
+            return
+        state.next_mark = max(state.next_mark * 2, state.it + 1)
+        aux = self.record(state, res)
+        if reporting:
+            state.last_tick = now
+            self.report(state, res, aux, stops)
 
-        if not stops:
-            continue
-        stopped: list[tuple[int, Solution]] = []
-        for pos in sorted(stops):
-            i, reason = active[pos], stops[pos]
-            final = reason in ("converged", "max_iter")
-            w = (stepper.w if final else best)[pos : pos + 1]
-            r = res[pos] if final else tasks[i].best_res
-            aux_i = _aux(w, None if inv_ref is None else inv_ref[pos : pos + 1], ok[pos : pos + 1])[
-                0
-            ]
-            task = tasks[i]
-            lr = _lr(task.schedule, it - 1)
-            if not math.isfinite(r):
-                r = math.inf
-            task.history.append(HistoryPoint(it, r * r / n, r, aux_i, lr))
-            sol = Solution(
-                inverse=w[0].detach().cpu().numpy().copy(),
-                iterations=it,
-                loss=r * r / n,
-                residual=r,
-                aux_error=aux_i,
-                converged=reason == "converged",
-                reason=reason,
-                cond=task.cond,
-                elapsed_s=time.perf_counter() - t0,
-                history=tuple(task.history),
-                warning=task.warning,
-                method=method,
-                device=device,
-                dtype=dtype,
-                max_iter=task.max_iter,
-                seed=task.seed,
+    def report(
+        self,
+        state: LoopState,
+        res: list[float],
+        aux: list[float | None],
+        stops: dict[int, StopReason],
+    ) -> None:
+        """Report progress for the matrices that go on; mark the ones the answer cancels."""
+        if self.on_progress is None:
+            return
+        it, n, elapsed = state.it, self.n, state.last_tick - self.t_start
+        rate = it / elapsed if elapsed > 0 else 0.0
+        lrs = self.lrs(state, it)
+        points = [
+            (
+                i,
+                ProgressPoint(
+                    it,
+                    self.tasks[i].max_iter,
+                    res[p] ** 2 / n,
+                    res[p],
+                    aux[p],
+                    lrs[p],
+                    rate,
+                    elapsed,
+                ),
             )
-            results[i] = sol
-            stopped.append((i, sol))
-        if on_items_done is not None:
-            on_items_done(stopped)
-        keep = [p for p in range(len(active)) if p not in stops]
-        active = [active[p] for p in keep]
-        ok = [ok[p] for p in keep]
-        if active:
-            idx = torch.tensor(keep, device=stepper.w.device)
-            stepper.keep(idx)
-            best = best.index_select(0, idx)
-            if inv_ref is not None:
-                inv_ref = inv_ref.index_select(0, idx)
-    return [results[i] for i in range(len(tasks))]
+            for p, i in enumerate(state.active)
+            if p not in stops
+        ]
+        cancel = _cancelled(self.on_progress(points), [i for i, _ in points])
+        for p, i in enumerate(state.active):
+            if i in cancel and p not in stops:
+                stops[p] = "cancelled"
+
+    def finish_items(
+        self, state: LoopState, res: list[float], stops: dict[int, StopReason]
+    ) -> None:
+        """Build the stopped matrices' Solutions and hand them to `on_items_done`."""
+        stopped = [
+            (state.active[pos], self.solution(state, pos, res[pos], stops[pos]))
+            for pos in sorted(stops)
+        ]
+        state.results.update(stopped)
+        if self.on_items_done is not None:
+            self.on_items_done(stopped)
+
+    def solution(self, state: LoopState, pos: int, r: float, reason: StopReason) -> Solution:
+        """The Solution of the matrix at `pos`: its last iterate if it converged or ran its
+        budget, else (stalled, diverged, cancelled) its best one."""
+        task, n = self.tasks[state.active[pos]], self.n
+        final = reason in ("converged", "max_iter")
+        w = (self.stepper.w if final else state.best)[pos : pos + 1]
+        if not final:
+            r = task.best_res
+        ref = None if state.inv_ref is None else state.inv_ref[pos : pos + 1]
+        aux = _aux(w, ref, state.aux_ok[pos : pos + 1])[0]
+        if not math.isfinite(r):
+            r = math.inf
+        task.history.append(HistoryPoint(state.it, r * r / n, r, aux, task.lr_at(state.it - 1)))
+        return Solution(
+            inverse=w[0].detach().cpu().numpy().copy(),
+            iterations=state.it,
+            loss=r * r / n,
+            residual=r,
+            aux_error=aux,
+            converged=reason == "converged",
+            reason=reason,
+            cond=task.cond,
+            elapsed_s=time.perf_counter() - self.t0,
+            history=tuple(task.history),
+            warning=task.warning,
+            method=self.method,
+            device=self.device,
+            dtype=self.dtype,
+            max_iter=task.max_iter,
+            seed=task.seed,
+        )
+
+    def compact(self, state: LoopState, stops: dict[int, StopReason]) -> None:
+        """Drop the stopped matrices from the batch, so that they cost nothing more."""
+        keep = [p for p in range(len(state.active)) if p not in stops]
+        state.active = [state.active[p] for p in keep]
+        state.aux_ok = [state.aux_ok[p] for p in keep]
+        if not keep:
+            return
+        idx = torch.tensor(keep, device=self.stepper.w.device)
+        self.stepper.keep(idx)
+        state.best = state.best.index_select(0, idx)
+        if state.inv_ref is not None:
+            state.inv_ref = state.inv_ref.index_select(0, idx)

@@ -26,6 +26,7 @@ class GdStepper:
     def __init__(self, x: torch.Tensor, w0: torch.Tensor, lrs: Sequence[float]) -> None:
         self.x = x
         self.w = w0.clone()
+        self.warmup = [0] * x.shape[0]
         self._alloc()
         self.set_lr(lrs)
 

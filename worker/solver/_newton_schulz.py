@@ -7,6 +7,7 @@ left 1, so it takes ~log2(cond^2) steps to start and a few more to reach machine
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -33,9 +34,12 @@ class NewtonSchulzStepper:
 
     check_every = 1
 
-    def __init__(self, x: torch.Tensor, w0: torch.Tensor) -> None:
+    def __init__(self, x: torch.Tensor, w0: torch.Tensor, cond: Sequence[float]) -> None:
         self.x = x
         self.w = w0.contiguous().clone()
+        # The residual stays on a plateau for the ~2 log2(cond) steps its slowest direction
+        # needs to leave it: no stall is judged before then.
+        self.warmup = [math.ceil(2 * math.log2(c)) + 2 if math.isfinite(c) else 0 for c in cond]
         self._alloc()
 
     def _alloc(self) -> None:

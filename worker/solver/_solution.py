@@ -1,4 +1,5 @@
-"""What a solve returns and reports: `Solution`, `ProgressPoint`, `HistoryPoint`, `ItemOptions`."""
+"""What a solve returns and reports: `Solution`, `BatchSolution`, `ProgressPoint`, `HistoryPoint`,
+`ItemOptions`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from ._problem import DType, Method, StopReason
 
-__all__ = ["HistoryPoint", "ItemOptions", "ProgressPoint", "Solution"]
+__all__ = ["BatchSolution", "HistoryPoint", "ItemOptions", "ProgressPoint", "Solution"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +62,7 @@ class ProgressPoint:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Solution:
-    """The result of a solve.
-
-    For one (n, n) matrix every field is a scalar. For a (b, n, n) batch solved by `invert`,
-    `inverse` has shape (b, n, n) and the per-matrix fields (iterations, loss, residual,
-    aux_error, converged, reason, cond, history, seed) are tuples of b values; `warning` joins
-    the per-matrix warnings.
+    """The result of solving one (n, n) matrix.
 
     Fields:
         inverse: the approximate inverse W (NumPy, float32 or float64).
@@ -78,7 +74,7 @@ class Solution:
         converged: True when the residual reached tol (reason "converged").
         reason: "converged", "max_iter", "stalled", "diverged" or "cancelled".
         cond: 2-norm condition number of X (inf when singular).
-        elapsed_s: wall time of the whole call.
+        elapsed_s: wall time from the start of the call to this matrix's stop.
         history: loss-curve points (iteration 0, log-spaced checks, progress ticks, the end).
         warning: a diagnostic (e.g. too ill-conditioned for the method), or None.
         method, device, dtype, max_iter: what ran.
@@ -86,18 +82,38 @@ class Solution:
     """
 
     inverse: np.ndarray[Any, Any]
-    iterations: int | tuple[int, ...]
-    loss: float | tuple[float, ...]
-    residual: float | tuple[float, ...]
-    aux_error: float | tuple[float | None, ...] | None
-    converged: bool | tuple[bool, ...]
-    reason: StopReason | tuple[StopReason, ...]
-    cond: float | tuple[float, ...]
+    iterations: int
+    loss: float
+    residual: float
+    aux_error: float | None
+    converged: bool
+    reason: StopReason
+    cond: float
     elapsed_s: float
-    history: tuple[HistoryPoint, ...] | tuple[tuple[HistoryPoint, ...], ...]
+    history: tuple[HistoryPoint, ...]
     warning: str | None
     method: Method
     device: str
     dtype: DType
-    max_iter: int | tuple[int, ...]
-    seed: int | tuple[int | None, ...] | None = None
+    max_iter: int
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BatchSolution:
+    """The result of `invert` on a (b, n, n) input: one `Solution` per matrix, in order.
+
+    Fields:
+        inverse: the b inverses stacked, shape (b, n, n).
+        solutions: each matrix's own `Solution` (its figures, reason, history, warning, seed).
+        elapsed_s: wall time of the whole call.
+    """
+
+    inverse: np.ndarray[Any, Any]
+    solutions: tuple[Solution, ...]
+    elapsed_s: float
+
+    @classmethod
+    def gather(cls, solutions: Sequence[Solution], elapsed_s: float) -> BatchSolution:
+        """Stack one-matrix solutions into a batch result."""
+        return cls(np.stack([s.inverse for s in solutions]), tuple(solutions), elapsed_s)
