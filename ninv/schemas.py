@@ -33,6 +33,8 @@ __all__ = [
     "SolveOptions",
     "StopReason",
     "Summary",
+    "WorkerInfo",
+    "WorkerList",
     "finite",
 ]
 
@@ -176,6 +178,30 @@ class Job(BaseModel):
     progress: Progress | None = None
     summary: Summary | None = None
     error: str | None = None
+    notice: str | None = Field(
+        default=None,
+        description="for a queued job that no live worker can run: why, and what to start",
+    )
+
+
+class WorkerInfo(BaseModel):
+    """A worker as it announces itself every few seconds, and as GET /workers shows it."""
+
+    id: str = Field(description="host:pid:device, as jobs name their worker")
+    hostname: str
+    pid: int
+    device: str = Field(description="the device it solves on: cpu or cuda:N")
+    cuda_devices: int = Field(description="CUDA devices its process sees (0: none)")
+    version: str = Field(description="ninv's version")
+    torch_version: str
+    started_at: datetime
+    last_seen: datetime
+
+
+class WorkerList(BaseModel):
+    """The workers that announced themselves within their announcement's lifetime."""
+
+    workers: list[WorkerInfo]
 
 
 class History(BaseModel):

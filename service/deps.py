@@ -21,6 +21,7 @@ __all__ = [
     "CeleryDep",
     "JobId",
     "OwnerDep",
+    "ResourcesDep",
     "SettingsDep",
     "StoreDep",
     "get_app_settings",
@@ -63,6 +64,7 @@ async def get_owner(
     return resources.keys.owner(credentials.credentials if credentials else None)
 
 
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]

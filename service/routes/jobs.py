@@ -15,10 +15,11 @@ from ninv.jobs import JobRecord
 from ninv.schemas import History, Job, JobList, JobStatus, Result
 from ninv.store import JobStore
 from service import examples
-from service.deps import JobId, OwnerDep, StoreDep
+from service.deps import JobId, OwnerDep, ResourcesDep, StoreDep
 from service.errors import ProblemError
 from service.parsing import NPY
 from service.sse import job_events
+from service.workers import noted
 
 __all__ = ["router"]
 
@@ -45,9 +46,9 @@ def _example(value: Any) -> dict[str, Any]:
     summary="Get a job",
     responses={200: _example(examples.JOB), **examples.problems(401, 404, 422, 503)},
 )
-def get_job(job_id: JobId, store: StoreDep, owner: OwnerDep) -> Job:
+def get_job(job_id: JobId, store: StoreDep, owner: OwnerDep, resources: ResourcesDep) -> Job:
     """A job's status, latest progress, summary when finished and error when failed."""
-    return _owned(store, job_id, owner).view()
+    return noted(_owned(store, job_id, owner).view(), resources.recent_workers)
 
 
 def _not_ready(record: JobRecord) -> ProblemError:
