@@ -61,8 +61,9 @@ def create_app(
         finally:
             resources.close()
 
-    # /docs and /redoc with their scripts, styles and favicon served from the fastapi-offline
-    # package, not a CDN: the docs work where the server has no internet access.
+    # /docs with its scripts, styles and favicon served from the fastapi-offline package, not a
+    # CDN: the docs work where the server has no internet access. No /redoc: its page fetches
+    # its logo from a CDN whatever its script is served from.
     app = FastAPIOffline(
         title="ninv",
         version="0.1.0",
@@ -70,6 +71,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         static_url=DOCS_STATIC_URL,
+        redoc_url=None,
         # Swagger UI would send the schema to an online validator for its badge.
         swagger_ui_parameters={"validatorUrl": None},
     )
