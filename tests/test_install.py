@@ -1,4 +1,4 @@
-"""`make install`'s editable install of ninv says nothing: no setuptools warnings or deprecations."""
+"""`make install`'s editable install of ninv prints no setuptools warnings or deprecations."""
 
 from __future__ import annotations
 

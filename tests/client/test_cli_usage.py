@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi import FastAPI
 
-from client import Client, write_matrix
+from client import Client, InvalidInput, write_matrix
 from client.cli import cli
 from client.formats import SUFFIXES
 from tests.client.conftest import StoreWorker, npy
@@ -120,12 +120,30 @@ def test_status_shows_why_a_queued_job_waits(run: Callable[..., Result], ninv: C
     assert "notice" in shown and "no worker is running" in shown
 
 
-def test_wait_timeout_says_that_no_worker_runs(
-    run: Callable[..., Result], tmp_path: Path
-) -> None:
+def test_wait_timeout_says_that_no_worker_runs(run: Callable[..., Result], tmp_path: Path) -> None:
     write_matrix(tmp_path / "m.npy", np.eye(2))
     waited = run("submit", str(tmp_path / "m.npy"), "--wait", "--timeout", "0.5")
     assert waited.exit_code == 3
     line = one_error_line(waited)
     assert "did not finish within 0.5 s" in line
     assert "no worker is running" in line and "ninv worker" in line
+
+
+def test_a_base_path_in_the_url_is_pointed_out(
+    make_app: Callable[..., FastAPI], serve: Callable[[FastAPI], str]
+) -> None:
+    url = serve(make_app())
+    listed = CliRunner().invoke(cli, ["list", "--url", url + "/api"])
+    assert listed.exit_code == 2
+    assert (
+        "not found: path /api/jobs not found: the API's paths start at the server's root, so "
+        "drop '/api' from the server URL; the paths are " in one_error_line(listed)
+    )
+
+
+def test_a_ragged_python_list_is_named_by_the_client(ninv: Client) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        ninv.submit([[1.0, 2.0], [3.0, 4.0], [5.0]])
+    assert str(raised.value) == (
+        "the matrix is ragged: matrix[2] has 1 entry, matrix[0] has 2 entries"
+    )
