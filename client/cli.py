@@ -316,7 +316,11 @@ def _read_input(file: str, fmt: str | None) -> Any:
 )
 @click.option("--aux/--no-aux", default=None, help="Report the aux error against inv(X).")
 @click.option("--wait", is_flag=True, help="Follow the job until it ends.")
-@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="With --wait: give up after this many seconds (saying so if no live worker can run it).",
+)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Wait, then save."
 )
