@@ -64,7 +64,6 @@ def _announce(settings: Settings, worker_id: str) -> Presence:
         worker_id, settings.device, cuda_devices=cuda_devices, torch_version=torch.__version__
     )
     presence = Presence(get_store(), info, ttl_s=settings.lease_s)
-    presence.announce()
     presence.start()
     return presence
 

@@ -47,7 +47,8 @@ def describe_worker(
 
 
 class Presence(threading.Thread):
-    """Announces the worker every `ttl_s / 3` seconds in the background; `stop` withdraws it."""
+    """Announces the worker at once and every `ttl_s / 3` seconds after, in the background;
+    `stop` withdraws it."""
 
     def __init__(self, store: JobStore, worker: WorkerInfo, *, ttl_s: float) -> None:
         super().__init__(name="ninv-presence", daemon=True)
@@ -62,17 +63,21 @@ class Presence(threading.Thread):
         self._store.announce_worker(self._worker, self._ttl_s)
 
     def run(self) -> None:
-        while not self._stopped.wait(max(0.2, self._ttl_s / 3)):
+        while True:
             try:
                 self.announce()
             except StoreError as exc:  # the store is down: the next round tries again
                 log.warning("worker announcement skipped: %s", exc)
             except Exception:  # never let the announcements stop quietly
                 log.exception("worker announcement failed")
+            if self._stopped.wait(max(0.2, self._ttl_s / 3)):
+                return
 
     def stop(self) -> None:
         """Stop announcing and withdraw the worker, so that it is not shown as live."""
         self._stopped.set()
+        if self.is_alive():
+            self.join(timeout=5)  # an announcement under way must not outlive the withdrawal
         try:
             self._store.forget_worker(self._worker.id)
         except StoreError as exc:
