@@ -22,6 +22,7 @@ run: install
 
 test: lint typecheck
 	./scripts/ensure-redis
+	./scripts/ensure-chromium
 	$(BIN)/pytest
 
 lint: install

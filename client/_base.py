@@ -12,7 +12,7 @@ import math
 import os
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -136,14 +136,41 @@ def decode_npy(data: bytes) -> NDArray[Any]:
         raise ServerError(f"the server sent an unreadable .npy result: {exc}") from None
 
 
+def _ragged(value: object, name: str = "matrix") -> str | None:
+    """Where nested lists stop being rectangular: `matrix[2] has 3 entries, matrix[0] has 2`."""
+    if not isinstance(value, list | tuple) or not value:
+        return None
+
+    def kind(item: object) -> str:
+        return "a list" if isinstance(item, list | tuple) else "a number"
+
+    def entries(row: Sized) -> str:
+        return f"{len(row)} {'entry' if len(row) == 1 else 'entries'}"
+
+    first = value[0]
+    for i, item in enumerate(value):
+        if kind(item) != kind(first):
+            return f"{name}[{i}] is {kind(item)}, {name}[0] is {kind(first)}"
+        if isinstance(item, list | tuple) and len(item) != len(first):
+            return f"{name}[{i}] has {entries(item)}, {name}[0] has {entries(first)}"
+    return next(
+        (where for i, item in enumerate(value) if (where := _ragged(item, f"{name}[{i}]"))), None
+    )
+
+
 def _as_matrix(matrix: ArrayLike) -> NDArray[Any]:
     """The matrix as a numeric array, or InvalidInput before anything is sent."""
     try:
         array = np.asarray(matrix)
     except (ValueError, TypeError) as exc:
+        where = _ragged(matrix)
+        if where is not None:  # numpy's own message is about "inhomogeneous shape"
+            raise InvalidInput(f"the matrix is ragged: {where}") from None
         raise InvalidInput(f"the matrix is not a rectangular array of numbers: {exc}") from None
     if array.dtype.kind not in "biuf":
-        raise InvalidInput(f"the matrix must hold real numbers, not {array.dtype}")
+        what = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers"}
+        shown = what.get(array.dtype.kind, f"{array.dtype} values")
+        raise InvalidInput(f"the matrix must hold real numbers, not {shown}")
     if array.ndim not in (2, 3):
         raise InvalidInput(f"the matrix must be 2-D (n, n) or a 3-D batch, not {array.ndim}-D")
     return array

@@ -9,7 +9,7 @@ from typing import IO, Self
 
 from tqdm import tqdm
 
-from ninv.schemas import HistoryPoint, Job, JobStatus, Progress
+from ninv.schemas import FINISHED, HistoryPoint, Job, JobStatus, Progress
 
 __all__ = ["ProgressBar", "describe", "format_history", "format_job", "format_jobs", "num"]
 
@@ -80,11 +80,13 @@ def format_job(job: Job) -> str:
         rows.append(("finished", job.finished_at.isoformat(timespec="seconds")))
     if job.worker:
         rows.append(("worker", f"{job.worker} (attempt {job.attempts})"))
-    if job.progress and job.status not in (JobStatus.succeeded,):
+    if job.progress and job.status not in FINISHED:  # a finished job's summary says where it ended
         p = job.progress
         rows.append(("progress", f"{p.iteration}/{p.max_iter}  {progress_line(p)}"))
     if job.summary or job.error:
         rows.append(("result", describe(job)))
+    if job.notice:
+        rows.append(("notice", job.notice))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 

@@ -25,7 +25,7 @@ from client.errors import (
     ServerError,
     WaitTimeout,
 )
-from client.formats import SUFFIXES, check_suffix, read_matrix, write_matrix
+from client.formats import SUFFIXES, check_suffix, parse_matrix, read_matrix, write_matrix
 from ninv.schemas import DType, Job, JobStatus, Method, Result, Summary
 
 __all__ = ["EXIT_FAILED", "EXIT_SERVER", "EXIT_USAGE", "cli", "exit_code", "main"]
@@ -133,10 +133,46 @@ def _print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
         click.echo(json.dumps(value, separators=(",", ":")))
 
 
+#: Where the connection options (--url, --api-key, --retries) are kept in ctx.meta: given
+#: before the command or after it, the later one wins.
+_CONNECTION = "ninv.connection"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    if value is not None and param.name is not None:
+        ctx.meta.setdefault(_CONNECTION, {})[param.name] = value
+
+
+def _connection_options() -> list[click.Option]:
+    """--url and --api-key, accepted before the command and after it."""
+    return [
+        click.Option(
+            ["--url"],
+            metavar="URL",
+            expose_value=False,
+            callback=_remember,
+            help="The API's URL [default: $NINV_URL or http://127.0.0.1:8000].",
+        ),
+        click.Option(
+            ["--api-key"],
+            metavar="KEY",
+            expose_value=False,
+            callback=_remember,
+            help="The API key [default: $NINV_API_KEY].",
+        ),
+    ]
+
+
 def _client(ctx: click.Context) -> Client:
+    """The client for this invocation, made on first use from the connection options."""
     client = ctx.find_object(Client)
-    if client is None:  # pragma: no cover - the group always sets one
-        raise CliError("no client configured", EXIT_USAGE)
+    if client is None:
+        options = ctx.meta.get(_CONNECTION, {})
+        root = ctx.find_root()
+        client = root.with_resource(
+            Client(options.get("url"), options.get("api_key"), retries=options.get("retries", 3))
+        )
+        root.obj = client
     return client
 
 
@@ -167,12 +203,16 @@ def _check_output(output: Path | None) -> None:
 
 def _follow(client: Client, job_id: str, *, as_json: bool, timeout: float | None) -> Job:
     """Wait for the job; people get a live progress bar on stderr."""
-    if as_json:
-        return client.wait(job_id, timeout=timeout)
-    with ProgressBar(f"job {job_id[:12]}", sys.stderr) as bar:
-        job = client.wait(job_id, timeout=timeout, on_progress=bar.update)
-        bar.finish(job)
-        return job
+    try:
+        if as_json:
+            return client.wait(job_id, timeout=timeout)
+        with ProgressBar(f"job {job_id[:12]}", sys.stderr) as bar:
+            job = client.wait(job_id, timeout=timeout, on_progress=bar.update)
+            bar.finish(job)
+            return job
+    except WaitTimeout as error:
+        notice = client.get(job_id).notice  # why it may never start: no worker for it
+        raise CliError(f"{error}; {notice}" if notice else str(error), EXIT_SERVER) from None
 
 
 def _finish(job: Job) -> None:
@@ -203,28 +243,65 @@ def _save_result(client: Client, job_id: str, output: Path, *, as_json: bool) ->
     _partial(summary)
 
 
-@click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", help="The API's URL [default: $NINV_URL or 127.0.0.1:8000].")
-@click.option("--api-key", metavar="KEY", help="The API key [default: $NINV_API_KEY].")
+@click.group(
+    cls=_Group,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    params=_connection_options(),
+)
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=3,
     show_default=True,
+    expose_value=False,
+    callback=_remember,
     help="Retries of a request on connection errors and 502/503/504.",
 )
 @click.version_option(package_name="ninv", prog_name="ninv-client")
-@click.pass_context
-def cli(ctx: click.Context, url: str | None, api_key: str | None, retries: int) -> None:
-    """Invert matrices by gradient descent on a ninv server."""
-    if not isinstance(ctx.obj, Client):  # tests pass a Client on an in-process app as obj
-        ctx.obj = ctx.with_resource(Client(url, api_key, retries=retries))
+def cli() -> None:
+    """Invert matrices by gradient descent on a ninv server.
+
+    --url and --api-key go before the command or after it (`ninv-client status JOB --url U`).
+    """
+
+
+def _parse_count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A whole number, also written as a float literal as JSON allows: `100000`, `1e5`."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number") from None
+    if not number.is_integer() or number < 1:
+        raise click.BadParameter(f"{value!r} is not a whole number of at least 1")
+    return int(number)
+
+
+def _read_input(file: str, fmt: str | None) -> Any:
+    """The matrix from FILE, or from standard input for `-`, in the format --format names."""
+    if file != "-":
+        return read_matrix(file, fmt=fmt)
+    if fmt is None:
+        raise CliError(
+            "reading standard input (-) needs --format: npy, csv, txt, json or mtx", EXIT_USAGE
+        )
+    return parse_matrix(sys.stdin.buffer.read(), fmt)
 
 
 @cli.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([suffix.lstrip(".") for suffix in SUFFIXES]),
+    help="The format of FILE; needed when FILE is - (standard input) [default: its extension].",
+)
 @click.option("--method", type=click.Choice(get_args(Method)), help="[default: adam]")
-@click.option("--max-iter", type=click.IntRange(min=1), help="Iteration limit.")
+@click.option(
+    "--max-iter", callback=_parse_count, metavar="N", help="Iteration limit (100000 or 1e5)."
+)
 @click.option(
     "--tol", type=float, help="Stop once the residual ||WX - I||_F / sqrt(n) is this small."
 )
@@ -239,7 +316,11 @@ def cli(ctx: click.Context, url: str | None, api_key: str | None, retries: int) 
 )
 @click.option("--aux/--no-aux", default=None, help="Report the aux error against inv(X).")
 @click.option("--wait", is_flag=True, help="Follow the job until it ends.")
-@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="With --wait: give up after this many seconds (saying so if no live worker can run it).",
+)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Wait, then save."
 )
@@ -247,7 +328,8 @@ def cli(ctx: click.Context, url: str | None, api_key: str | None, retries: int) 
 @click.pass_context
 def submit(
     ctx: click.Context,
-    file: Path,
+    file: str,
+    fmt: str | None,
     method: Method | None,
     max_iter: int | None,
     tol: float | None,
@@ -261,9 +343,10 @@ def submit(
     output: Path | None,
     as_json: bool,
 ) -> None:
-    """Submit FILE for inversion; print the job id (with -o, wait and save the inverse)."""
+    """Submit FILE (- reads standard input) for inversion; print the job id (with -o, wait
+    and save the inverse)."""
     _check_output(output)
-    matrix = read_matrix(file)
+    matrix = _read_input(file, fmt)
     client = _client(ctx)
     options: dict[str, Any] = {
         "method": method,
@@ -444,6 +527,10 @@ def plot(ctx: click.Context, job_id: str, output: Path, as_json: bool) -> None:
         _print_json({"output": str(output), "points": len(points)})
     else:
         click.echo(f"wrote {output} ({len(points)} points)")
+
+
+for _command in cli.commands.values():  # every command takes --url and --api-key too
+    _command.params.extend(_connection_options())
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

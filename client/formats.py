@@ -8,6 +8,7 @@ coordinate formats, real and integer fields), since scipy is no client dependenc
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -18,12 +19,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from client.errors import MatrixFileError
 
-__all__ = ["SUFFIXES", "check_suffix", "read_matrix", "write_matrix"]
+__all__ = ["SUFFIXES", "check_suffix", "parse_matrix", "read_matrix", "write_matrix"]
 
 #: The extensions read_matrix and write_matrix understand.
 SUFFIXES = (".npy", ".csv", ".txt", ".json", ".mtx")
 
 PathLike = str | os.PathLike[str]
+#: What errors name as the matrix's source: a file, or "<stdin>".
+Source = Path | str
 
 
 def check_suffix(path: PathLike) -> str:
@@ -42,20 +45,26 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise MatrixFileError(path, "not a text file (it is not UTF-8)") from None
+        return path.read_bytes()
     except OSError as exc:
         raise MatrixFileError(path, f"cannot read: {exc.strerror or _first_line(exc)}") from None
 
 
-def read_matrix(path: PathLike) -> NDArray[Any]:
-    """Read a matrix from a file, choosing the format by its extension.
+def _text(where: Source, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MatrixFileError(where, "not a text file (it is not UTF-8)") from None
+
+
+def read_matrix(path: PathLike, *, fmt: str | None = None) -> NDArray[Any]:
+    """Read a matrix from a file, choosing the format by its extension (or `fmt`).
 
     Args:
         path: a .npy, .csv, .txt, .json or .mtx file.
+        fmt: the format ("npy", "csv", ...), when the file's extension does not say it.
 
     Returns:
         An (n, n) array of real numbers; .npy and .json may also hold a (b, n, n) batch.
@@ -65,20 +74,32 @@ def read_matrix(path: PathLike) -> NDArray[Any]:
             not square, not numbers, or NaN/infinity.
     """
     path = Path(path)
-    suffix = check_suffix(path)
+    suffix = check_suffix(path) if fmt is None else fmt
+    return parse_matrix(_read_bytes(path), suffix, name=path)
+
+
+def parse_matrix(data: bytes, suffix: str, *, name: Source = "<stdin>") -> NDArray[Any]:
+    """Read a matrix from the bytes of a file in the format its `suffix` names (`.npy`, ...).
+
+    As `read_matrix`, for bytes from elsewhere (standard input); errors name `name`.
+    """
+    suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
+    if suffix not in SUFFIXES:
+        known = ", ".join(SUFFIXES)
+        raise MatrixFileError(name, f"unknown format '{suffix}'; use one of {known}")
     if suffix == ".npy":
-        array = _read_npy(path)
+        array = _read_npy(name, data)
     elif suffix in (".csv", ".txt"):
-        array = _read_delimited(path)
+        array = _read_delimited(name, _text(name, data))
     elif suffix == ".json":
-        array = _read_json(path)
+        array = _read_json(name, _text(name, data))
     else:
-        array = _read_mtx(path)
-    _check_matrix(path, array, batch_ok=suffix in (".npy", ".json"))
+        array = _read_mtx(name, _text(name, data))
+    _check_matrix(name, array, batch_ok=suffix in (".npy", ".json"))
     return array
 
 
-def _check_matrix(path: Path, array: NDArray[Any], *, batch_ok: bool) -> None:
+def _check_matrix(path: Source, array: NDArray[Any], *, batch_ok: bool) -> None:
     """Raise MatrixFileError unless `array` is a numeric, finite, non-empty square matrix."""
     if array.dtype.kind == "c":
         raise MatrixFileError(path, "complex numbers are not supported")
@@ -109,21 +130,32 @@ def _check_matrix(path: Path, array: NDArray[Any], *, batch_ok: bool) -> None:
 # -- .npy ---------------------------------------------------------------------------------------
 
 
-def _read_npy(path: Path) -> NDArray[Any]:
+#: The first bytes of every .npy file.
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npy(path: Source, data: bytes) -> NDArray[Any]:
+    if not data:
+        raise MatrixFileError(path, "empty: no numbers")
+    if not data.startswith(_NPY_MAGIC):
+        try:
+            data[:4096].decode("utf-8")
+        except UnicodeDecodeError:
+            raise MatrixFileError(path, "not a .npy file (it does not start as one)") from None
+        raise MatrixFileError(
+            path,
+            "not a .npy file: it holds text; give it the extension of its format "
+            "(.csv, .txt, .json or .mtx)",
+        )
     try:
-        with path.open("rb") as file:
-            array = np.load(file, allow_pickle=False)
-    except OSError as exc:
-        if exc.strerror:
-            raise MatrixFileError(path, f"cannot read: {exc.strerror}") from None
-        raise MatrixFileError(path, f"not a valid .npy file: {_first_line(exc)}") from None
+        array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
         message = _first_line(exc)
-        if "pickle" in message.lower():
-            message = "it holds Python objects (pickled), not numbers"
+        if "pickle" in message.lower():  # a real .npy of dtype object
+            message = "it holds Python objects, not numbers"
         raise MatrixFileError(path, f"not a valid .npy file: {message}") from None
-    except EOFError:
-        raise MatrixFileError(path, "not a valid .npy file: it is empty or truncated") from None
+    except (EOFError, OSError):
+        raise MatrixFileError(path, "not a valid .npy file: it is truncated") from None
     if not isinstance(array, np.ndarray):
         raise MatrixFileError(path, "not a valid .npy file")
     return array
@@ -132,11 +164,11 @@ def _read_npy(path: Path) -> NDArray[Any]:
 # -- .csv and .txt ------------------------------------------------------------------------------
 
 
-def _read_delimited(path: Path) -> NDArray[Any]:
+def _read_delimited(path: Source, text: str) -> NDArray[Any]:
     """Comma-separated when any data line has a comma, else whitespace-separated; `#` comments."""
     lines = [
         (number, line)
-        for number, line in enumerate(_read_text(path).splitlines(), start=1)
+        for number, line in enumerate(text.splitlines(), start=1)
         if line.strip() and not line.lstrip().startswith("#")
     ]
     if not lines:
@@ -177,7 +209,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _rows_of(path: Path, rows: object, prefix: str = "") -> list[list[float]]:
+def _rows_of(path: Source, rows: object, prefix: str = "") -> list[list[float]]:
     """Check a list of equally long rows of numbers, naming the first bad place."""
     if not isinstance(rows, list):
         raise MatrixFileError(path, f"not a matrix: {prefix}expected a list of rows")
@@ -199,10 +231,10 @@ def _rows_of(path: Path, rows: object, prefix: str = "") -> list[list[float]]:
     return rows
 
 
-def _read_json(path: Path) -> NDArray[Any]:
+def _read_json(path: Source, text: str) -> NDArray[Any]:
     """A list of rows, a list of such matrices (a batch), or {"matrix": ...} / {"inverse": ...}."""
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MatrixFileError(path, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
@@ -231,10 +263,10 @@ _MM_FIELDS = {"real": float, "double": float, "integer": int}
 _MM_SYMMETRIES = ("general", "symmetric", "skew-symmetric")
 
 
-def _read_mtx(path: Path) -> NDArray[Any]:
+def _read_mtx(path: Source, text: str) -> NDArray[Any]:
     """Matrix Market: `array` (dense, column-major) or `coordinate` (sparse triplets), with a
     real or integer field and general, symmetric or skew-symmetric symmetry."""
-    lines = _read_text(path).splitlines()
+    lines = text.splitlines()
     header = lines[0].split() if lines else []
     if len(header) != 5 or header[0].lower() != "%%matrixmarket":
         raise MatrixFileError(
@@ -276,7 +308,7 @@ def _read_mtx(path: Path) -> NDArray[Any]:
     return array
 
 
-def _mtx_numbers(path: Path, tokens: list[str], dtype: type[Any]) -> NDArray[Any]:
+def _mtx_numbers(path: Source, tokens: list[str], dtype: type[Any]) -> NDArray[Any]:
     try:
         return np.array(tokens, dtype=dtype)
     except (ValueError, OverflowError):
@@ -290,7 +322,7 @@ def _mtx_numbers(path: Path, tokens: list[str], dtype: type[Any]) -> NDArray[Any
 
 
 def _mtx_array(
-    path: Path, tokens: list[str], rows: int, cols: int, symmetry: str, dtype: type[Any]
+    path: Source, tokens: list[str], rows: int, cols: int, symmetry: str, dtype: type[Any]
 ) -> NDArray[Any]:
     if symmetry == "general":
         count = rows * cols
@@ -317,7 +349,7 @@ def _mtx_array(
 
 
 def _mtx_coordinate(
-    path: Path,
+    path: Source,
     tokens: list[str],
     rows: int,
     cols: int,

@@ -7,13 +7,24 @@ This module imports only pydantic, so that the client installs without torch, Fa
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "FINISHED",
@@ -33,6 +44,8 @@ __all__ = [
     "SolveOptions",
     "StopReason",
     "Summary",
+    "WorkerInfo",
+    "WorkerList",
     "finite",
 ]
 
@@ -46,6 +59,24 @@ MAX_ITER_LIMIT = 100_000_000
 MAX_LR_STAGES = 64
 
 LrStage = tuple[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, le=10)]]
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,2})$")
+
+
+def _device(value: str) -> str:
+    """A device name, refused in words (a pattern constraint would quote its regex)."""
+    if not _DEVICE.match(value):
+        raise PydanticCustomError(
+            "device",
+            "device must be auto, cpu, cuda or cuda:N (N the GPU's number), not {given}",
+            {"given": repr(value[:40])},
+        )
+    return value
+
+
+Device = Annotated[
+    str, AfterValidator(_device), Field(json_schema_extra={"pattern": _DEVICE.pattern})
+]
 
 
 def finite(value: float | None) -> float | None:
@@ -79,9 +110,33 @@ class SolveOptions(BaseModel):
     tol: Annotated[float, Field(gt=0, lt=1)] | None = None
     lr_schedule: list[LrStage] | None = Field(default=None, min_length=1, max_length=MAX_LR_STAGES)
     dtype: DType = "float32"
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d{1,2})$")] = "auto"
+    device: Device = "auto"
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
     aux: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_options(cls, data: Any) -> Any:
+        """An unknown option (a typo such as `maxiter`) is named, with the options there are."""
+        if not isinstance(data, dict):
+            return data
+        for name in data:
+            if name not in cls.model_fields:
+                close = difflib.get_close_matches(str(name), cls.model_fields, n=1)
+                problem = PydanticCustomError(
+                    "unknown_option",
+                    "not an option{hint}; the options are {options}",
+                    {
+                        "hint": f" (did you mean {close[0]!r}?)" if close else "",
+                        "options": ", ".join(cls.model_fields),
+                    },
+                )
+                # Raised as a ValidationError so that its location names the key.
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [InitErrorDetails(type=problem, loc=(str(name),), input=data[name])],
+                )
+        return data
 
     @field_validator("lr_schedule")
     @classmethod
@@ -176,6 +231,30 @@ class Job(BaseModel):
     progress: Progress | None = None
     summary: Summary | None = None
     error: str | None = None
+    notice: str | None = Field(
+        default=None,
+        description="for a queued job that no live worker can run: why, and what to start",
+    )
+
+
+class WorkerInfo(BaseModel):
+    """A worker as it announces itself every few seconds, and as GET /workers shows it."""
+
+    id: str = Field(description="host:pid:device, as jobs name their worker")
+    hostname: str
+    pid: int
+    device: str = Field(description="the device it solves on: cpu or cuda:N")
+    cuda_devices: int = Field(description="CUDA devices its process sees (0: none)")
+    version: str = Field(description="ninv's version")
+    torch_version: str
+    started_at: datetime
+    last_seen: datetime
+
+
+class WorkerList(BaseModel):
+    """The workers that announced themselves within their announcement's lifetime."""
+
+    workers: list[WorkerInfo]
 
 
 class History(BaseModel):

@@ -8,15 +8,19 @@ from dataclasses import dataclass
 
 from celery import Celery
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ninv.settings import Settings, get_settings
 from ninv.store import JobStore
 from service.errors import install_handlers
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import health, invert, jobs
+from service.routes import health, invert, jobs, workers
 from service.state import Resources
 
-__all__ = ["SseTiming", "create_app"]
+__all__ = ["DOCS_STATIC_URL", "SseTiming", "create_app"]
+
+#: Where the docs pages' own scripts and styles are served.
+DOCS_STATIC_URL = "/docs-static"
 
 DESCRIPTION = """\
 Invert square matrices by gradient descent (Adam, as the original), or by stronger iterative
@@ -57,12 +61,19 @@ def create_app(
         finally:
             resources.close()
 
-    app = FastAPI(
+    # /docs with its scripts, styles and favicon served from the fastapi-offline package, not a
+    # CDN: the docs work where the server has no internet access. No /redoc: its page fetches
+    # its logo from a CDN whatever its script is served from.
+    app = FastAPIOffline(
         title="ninv",
         version="0.1.0",
         summary="Matrix inversion by gradient descent, as a service",
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url=DOCS_STATIC_URL,
+        redoc_url=None,
+        # Swagger UI would send the schema to an online validator for its badge.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.resources = resources
     app.state.sse = SseTiming()
@@ -72,4 +83,5 @@ def create_app(
     app.include_router(invert.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(workers.router)
     return app

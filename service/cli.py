@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -98,6 +100,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 def _run_api(settings: Settings, log_level: str) -> None:
     import logging
+    import socket
 
     import uvicorn
 
@@ -109,7 +112,16 @@ def _run_api(settings: Settings, log_level: str) -> None:
 
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown}:{settings.port}"
-    click.echo(f"ninv: serving on {url} (docs: {url}/docs)", err=True)
+
+    class Server(uvicorn.Server):
+        """Says where it serves once the port is bound (when binding fails, uvicorn exits)."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                click.echo(f"ninv: serving on {url} (docs: {url}/docs)", err=True)
+                click.echo(_client_hint(url), err=True)
+
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -119,7 +131,22 @@ def _run_api(settings: Settings, log_level: str) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown forever
     )
-    uvicorn.Server(config).run()
+    Server(config).run()
+
+
+def _client_hint(url: str) -> str:
+    """How to reach this server from another shell, with the commands of this installation."""
+    scripts = Path(sys.executable).parent
+    client = shutil.which("ninv-client")
+    if client is not None and Path(client).parent == scripts:
+        return f"ninv: from another shell: ninv-client --url {url} list"
+    activate = scripts / "activate"
+    if activate.is_file():
+        return (
+            f"ninv: from another shell, activate this environment first (. {activate}), "
+            f"then: ninv-client --url {url} list, or python with `from client import Client`"
+        )
+    return f"ninv: from another shell: {scripts / 'ninv-client'} --url {url} list"
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:

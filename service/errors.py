@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from ninv.store import IdempotencyConflict, JobNotFound, NotFinished, StoreUnavailable
+from service.paths import unknown_path
 
 __all__ = [
     "PROBLEM_JSON",
@@ -130,6 +131,8 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
+    if exc.status_code == 404 and detail == _phrase(404):  # no route: say which there are
+        detail = unknown_path(request)
     return problem_response(request, exc.status_code, detail, headers=exc.headers)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "JOB_LIST",
     "NPY_QUERY",
     "RESULT",
+    "WORKER",
     "invert_request_body",
     "problems",
 ]
@@ -76,6 +77,19 @@ JOB: dict[str, Any] = {
     "progress": _PROGRESS,
     "summary": None,
     "error": None,
+    "notice": None,
+}
+
+WORKER: dict[str, Any] = {
+    "id": "gpu1:4242:cuda:0",
+    "hostname": "gpu1",
+    "pid": 4242,
+    "device": "cuda:0",
+    "cuda_devices": 1,
+    "version": "0.1.0",
+    "torch_version": "2.13.0+cu126",
+    "started_at": "2026-01-05T09:00:00Z",
+    "last_seen": "2026-01-05T10:00:08Z",
 }
 
 JOB_LIST = {"jobs": [JOB], "next_cursor": None}

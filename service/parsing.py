@@ -324,6 +324,11 @@ def load_npy(body: bytes, limits: Limits) -> tuple[np.ndarray[Any, Any], str]:
     complex, object, string and structured dtypes are refused.
     """
     loc = ("body",)
+    if not body.startswith(b"\x93NUMPY"):
+        _bad(
+            "not a valid .npy file: it does not start as the files np.save writes; "
+            f"to send JSON, use Content-Type {JSON}"
+        )
     try:
         header = read_header(body)
     except ValueError as exc:

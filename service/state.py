@@ -7,15 +7,21 @@ still serves: the first request that needs the store opens it, and readiness rep
 from __future__ import annotations
 
 import threading
+import time
 
 from celery import Celery
 
 from ninv.queue import make_celery
+from ninv.schemas import WorkerInfo
 from ninv.settings import Settings
 from ninv.store import JobStore, open_store
 from service.auth import KeyRing
 
-__all__ = ["Resources"]
+__all__ = ["WORKERS_MAX_AGE_S", "Resources"]
+
+#: How old the list of live workers behind a job's notice may be: it saves a store round trip
+#: on every submission, and workers announce themselves only every few seconds anyway.
+WORKERS_MAX_AGE_S = 1.0
 
 
 class Resources:
@@ -31,6 +37,8 @@ class Resources:
         self._owns_store = store is None
         self._owns_celery = celery is None
         self._lock = threading.Lock()
+        self._workers: tuple[float, list[WorkerInfo]] | None = None
+        self.workers_max_age_s = WORKERS_MAX_AGE_S
 
     @property
     def store(self) -> JobStore:
@@ -47,6 +55,14 @@ class Resources:
                 if self._celery is None:
                     self._celery = make_celery(self.settings)
         return self._celery
+
+    def recent_workers(self) -> list[WorkerInfo]:
+        """The live workers, as the store listed them at most workers_max_age_s ago."""
+        cached = self._workers
+        if cached is None or time.monotonic() - cached[0] >= self.workers_max_age_s:
+            cached = (time.monotonic(), self.store.live_workers())
+            self._workers = cached
+        return cached[1]
 
     def close(self) -> None:
         """Close what this object opened."""

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from celery.signals import worker_ready, worker_shutdown
 
 from ninv.queue import enqueue, make_celery
-from ninv.settings import get_settings
+from ninv.settings import Settings, get_settings
 from ninv.store import JobStore, open_store
+from worker.presence import Presence, describe_worker
 from worker.recovery import LeaseSweeper, requeue_waiting
 
 if TYPE_CHECKING:  # the real import waits for get_runner: Flower must not load torch
@@ -51,13 +52,27 @@ def _enqueue(job_id: str) -> None:
 
 
 _sweeper: LeaseSweeper | None = None
+_presence: Presence | None = None
+
+
+def _announce(settings: Settings, worker_id: str) -> Presence:
+    """Start announcing this worker (device, versions) in the store, once it takes jobs."""
+    import torch  # loaded already by get_runner
+
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    info = describe_worker(
+        worker_id, settings.device, cuda_devices=cuda_devices, torch_version=torch.__version__
+    )
+    presence = Presence(get_store(), info, ttl_s=settings.lease_s)
+    presence.start()
+    return presence
 
 
 @worker_ready.connect
 def _start_recovery(**_: object) -> None:
-    global _sweeper
+    global _sweeper, _presence
     settings = get_settings()
-    get_runner()  # load torch and the store before the first job, not during it
+    runner = get_runner()  # load torch and the store before the first job, not during it
     # The filesystem broker deletes a message when it delivers it, so on the embedded default a
     # job can be queued with no message left (its worker died before claiming it). Redis keeps
     # messages until they are acknowledged, so there re-sending would only add duplicates.
@@ -73,9 +88,12 @@ def _start_recovery(**_: object) -> None:
     )
     _sweeper.sweep()
     _sweeper.start()
+    _presence = _announce(settings, runner.worker_id)
 
 
 @worker_shutdown.connect
 def _stop_recovery(**_: object) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    if _presence is not None:
+        _presence.stop()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ninv.jobs import JobRecord, NotFinished, require_final
-from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary
+from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary, WorkerInfo
 
 __all__ = [
     "Beat",
@@ -224,6 +224,18 @@ class JobStore(Protocol):
 
     def purge_expired(self, now: datetime) -> int:
         """Drop finished jobs past their retention; return how many. (Redis uses TTLs instead.)"""
+        ...
+
+    def announce_worker(self, worker: WorkerInfo, ttl_s: float) -> None:
+        """Record that this worker is alive for ttl_s more seconds (replacing what it said last)."""
+        ...
+
+    def live_workers(self) -> builtins.list[WorkerInfo]:
+        """The workers whose last announcement has not expired, by id."""
+        ...
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Drop a worker's announcement: it is shutting down."""
         ...
 
     def close(self) -> None: ...

@@ -14,6 +14,8 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:finished:{status}     zset    finished job ids by expiry time: count_by_status
     P:solve:count           hash    method -> finished solves with a summary
     P:solve:seconds         hash    method -> their total elapsed_s
+    P:worker:{id}           string  a worker's WorkerInfo JSON, expiring with its announcement
+    P:workers               set     ids of workers that announced themselves (pruned on read)
 
 Every transition is an optimistic WATCH/MULTI transaction on the job's key, retried on
 conflict: read the record, ask it for its next state (`JobRecord`'s rules, ninv/jobs.py), write
@@ -42,7 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from ninv.jobs import JobRecord, utcnow
-from ninv.schemas import FINISHED, HistoryPoint, JobStatus
+from ninv.schemas import FINISHED, HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
     Heartbeat,
@@ -701,6 +703,36 @@ class RedisStore:
             elif outcome == "ended":
                 ended.append(job_id)
         return requeued, ended
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _k_worker(self, worker_id: str) -> str:
+        return f"{self._p}:worker:{worker_id}"
+
+    @_guard
+    def announce_worker(self, worker: WorkerInfo, ttl_s: float) -> None:
+        with self._r.pipeline() as pipe:
+            pipe.set(self._k_worker(worker.id), worker.model_dump_json(), px=int(ttl_s * 1000))
+            pipe.sadd(f"{self._p}:workers", worker.id)
+            pipe.execute()
+
+    @_guard
+    def live_workers(self) -> builtins.list[WorkerInfo]:
+        ids = sorted(m.decode() for m in cast("set[bytes]", self._r.smembers(f"{self._p}:workers")))
+        if not ids:
+            return []
+        raws = cast("list[bytes | None]", self._r.mget([self._k_worker(i) for i in ids]))
+        gone = [worker_id for worker_id, raw in zip(ids, raws, strict=True) if raw is None]
+        if gone:
+            self._r.srem(f"{self._p}:workers", *gone)
+        return [WorkerInfo.model_validate_json(raw) for raw in raws if raw is not None]
+
+    @_guard
+    def forget_worker(self, worker_id: str) -> None:
+        with self._r.pipeline() as pipe:
+            pipe.delete(self._k_worker(worker_id))
+            pipe.srem(f"{self._p}:workers", worker_id)
+            pipe.execute()
 
 
 def _implements_protocol(store: RedisStore) -> JobStore:  # checked by mypy only

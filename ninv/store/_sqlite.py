@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from ninv.jobs import JobRecord, utcnow
-from ninv.schemas import HistoryPoint, JobStatus
+from ninv.schemas import HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
     Heartbeat,
@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS stats (
     method  TEXT PRIMARY KEY,
     count   INTEGER NOT NULL,
     total_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workers (
+    id         TEXT PRIMARY KEY,
+    expires_us INTEGER NOT NULL,
+    info       TEXT NOT NULL
 );
 """
 
@@ -523,6 +528,31 @@ class SqliteStore:
             if ids:
                 self._forget(conn, ids)
         return len(ids)
+
+    # -- workers -------------------------------------------------------------------------
+
+    @_guard
+    def announce_worker(self, worker: WorkerInfo, ttl_s: float) -> None:
+        now = utcnow()
+        expires = to_us(now + timedelta(seconds=ttl_s))
+        with self._write() as conn:
+            conn.execute("DELETE FROM workers WHERE expires_us <= ?", (to_us(now),))  # dead ones
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (id, expires_us, info) VALUES (?, ?, ?)",
+                (worker.id, expires, worker.model_dump_json()),
+            )
+
+    @_guard
+    def live_workers(self) -> builtins.list[WorkerInfo]:
+        rows = self._conn().execute(
+            "SELECT info FROM workers WHERE expires_us > ? ORDER BY id", (to_us(utcnow()),)
+        )
+        return [WorkerInfo.model_validate_json(row[0]) for row in rows]
+
+    @_guard
+    def forget_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
 
 
 def _implements_protocol(store: SqliteStore) -> JobStore:  # checked by mypy only

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from ninv.store import StoreError
 from service import examples
-from service.deps import get_resources
+from service.deps import ResourcesDep
 from service.errors import ProblemError
 from service.readiness import check_broker, check_store
 from service.state import Resources
+from service.workers import START_WORKER
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
-
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
 @router.get(
@@ -56,14 +55,17 @@ def _broker_problem(resources: Resources) -> str | None:
     responses={
         200: {
             "content": {
-                "application/json": {"example": {"status": "ready", "store": "ok", "broker": "ok"}}
+                "application/json": {
+                    "example": {"status": "ready", "store": "ok", "broker": "ok", "workers": 1}
+                }
             }
         },
         **examples.problems(503),
     },
 )
-async def readyz(resources: ResourcesDep) -> dict[str, str]:
-    """200 when the job store and the broker answer, else 503 saying which does not."""
+async def readyz(resources: ResourcesDep) -> dict[str, Any]:
+    """200 when the job store and the broker answer (else 503 saying which does not), with
+    the number of live workers; with none, status `no workers`: jobs would wait."""
     found: dict[str, str | None] = {}
 
     async def run(name: str, check: Callable[[Resources], str | None]) -> None:
@@ -80,7 +82,12 @@ async def readyz(resources: ResourcesDep) -> dict[str, str]:
             headers={"Retry-After": "2"},
             checks={name: why or "ok" for name, why in found.items()},
         )
-    return {"status": "ready", "store": "ok", "broker": "ok"}
+    workers = await run_in_threadpool(resources.store.live_workers)
+    ready: dict[str, Any] = {"status": "ready", "store": "ok", "broker": "ok"}
+    if not workers:
+        detail = f"no worker is running: submitted jobs wait in the queue; {START_WORKER}"
+        return {**ready, "status": "no workers", "workers": 0, "detail": detail}
+    return {**ready, "workers": len(workers)}
 
 
 @router.get(

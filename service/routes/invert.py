@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from celery import Celery
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from ninv.jobs import JobRecord
 from ninv.schemas import Job
+from ninv.store import JobStore
 from service import examples
-from service.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
-from service.parsing import Limits, parse_invert, request_hash
+from service.deps import CeleryDep, OwnerDep, ResourcesDep, SettingsDep, StoreDep
+from service.errors import ProblemError
+from service.parsing import NPY, Limits, ParsedRequest, media_type, parse_invert, request_hash
 from service.parsing import read_body as read_limited_body
+from service.state import Resources
 from service.submission import new_record, submit
+from service.workers import device_problem, noted
 
 __all__ = ["router"]
 
@@ -52,6 +58,7 @@ async def invert(
     celery: CeleryDep,
     settings: SettingsDep,
     owner: OwnerDep,
+    resources: ResourcesDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -79,10 +86,35 @@ async def invert(
         request_hash=request_hash(body, content_type or "", query),
         batch_max_n=settings.batch_max_n,
     )
-    job, created = await run_in_threadpool(submit, store, celery, record, parsed.npy())
+    where = "query" if media_type(content_type) == NPY else "body"
+    job, created = await run_in_threadpool(
+        _accept, parsed, record, where, store=store, celery=celery, resources=resources
+    )
     response.headers["Location"] = f"/jobs/{job.id}"
     response.headers["Retry-After"] = "1"
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return job.view()
+    return job
+
+
+def _accept(
+    parsed: ParsedRequest,
+    record: JobRecord,
+    where: str,
+    *,
+    store: JobStore,
+    celery: Celery,
+    resources: Resources,
+) -> tuple[Job, bool]:
+    """Store and enqueue the job (in the thread pool); the view says if no worker can run it.
+
+    A job for a CUDA device that no live worker has is refused: the first worker to take it
+    would fail it.
+    """
+    if parsed.options.device.startswith("cuda"):
+        problem = device_problem(parsed.options.device, resources.recent_workers())
+        if problem is not None:
+            raise ProblemError(422, problem, errors=[{"loc": [where, "device"], "msg": problem}])
+    job, created = submit(store, celery, record, parsed.npy())
+    return noted(job.view(), resources.recent_workers), created

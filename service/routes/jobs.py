@@ -15,10 +15,11 @@ from ninv.npy import from_npy
 from ninv.schemas import History, Job, JobList, JobStatus, Result
 from ninv.store import JobNotFound
 from service import examples
-from service.deps import JobId, OwnerDep, StoreDep
+from service.deps import JobId, OwnerDep, ResourcesDep, StoreDep
 from service.errors import ProblemError
 from service.parsing import NPY
 from service.sse import job_events
+from service.workers import noted
 
 __all__ = ["router"]
 
@@ -37,12 +38,12 @@ def _example(value: Any) -> dict[str, Any]:
     summary="Get a job",
     responses={200: _example(examples.JOB), **examples.problems(401, 404, 422, 503)},
 )
-def get_job(job_id: JobId, store: StoreDep, owner: OwnerDep) -> Job:
+def get_job(job_id: JobId, store: StoreDep, owner: OwnerDep, resources: ResourcesDep) -> Job:
     """A job's status, latest progress, summary when finished and error when failed."""
     record = store.get(job_id, owner=owner)
     if record is None:
         raise JobNotFound(job_id)
-    return record.view()
+    return noted(record.view(), resources.recent_workers)
 
 
 def _not_ready(record: JobRecord) -> ProblemError:

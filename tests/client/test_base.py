@@ -113,8 +113,10 @@ def test_non_finite_small_matrix_goes_as_npy() -> None:
 @pytest.mark.parametrize(
     ("matrix", "message"),
     [
-        ([[1, 2], [3]], "not a rectangular array"),
-        ([["a", "b"], ["c", "d"]], "real numbers"),
+        ([[1, 2], [3]], r"the matrix is ragged: matrix\[1\] has 1 entry, matrix\[0\] has 2"),
+        ([[[1.0]], [[1.0], [2.0]]], r"ragged: matrix\[1\] has 2 entries, matrix\[0\] has 1"),
+        ([[1, 2], 3], r"ragged: matrix\[1\] is a number, matrix\[0\] is a list"),
+        ([["a", "b"], ["c", "d"]], "real numbers, not text"),
         ([1.0, 2.0], "2-D"),
     ],
 )
@@ -130,11 +132,28 @@ def test_bad_matrix_is_refused_before_sending(matrix: object, message: str) -> N
         ({"max_iter": 0}, "max_iter"),
         ({"lr_schedule": [(5, 0.1)]}, "lr_schedule"),
         ({"colour": "red"}, "colour"),
+        ({"device": "gpu"}, "device"),
     ],
 )
 def test_bad_options_are_refused_before_sending(kwargs: dict[str, object], where: str) -> None:
-    with pytest.raises(InvalidInput, match=f"invalid option {where}"):
+    with pytest.raises(InvalidInput, match=f"invalid option {where}") as raised:
         build_options(None, kwargs)
+    assert "pattern" not in str(raised.value) and "^" not in str(raised.value)
+
+
+def test_option_errors_are_in_plain_words() -> None:
+    with pytest.raises(InvalidInput) as typo:
+        build_options(None, {"maxiter": 5})
+    assert str(typo.value) == (
+        "invalid option maxiter: not an option (did you mean 'max_iter'?); the options are "
+        "method, max_iter, tol, lr_schedule, dtype, device, seed, aux"
+    )
+    with pytest.raises(InvalidInput) as device:
+        build_options(None, {"device": "gpu"})
+    assert str(device.value) == (
+        "invalid option device: device must be auto, cpu, cuda or cuda:N (N the GPU's number), "
+        "not 'gpu'"
+    )
 
 
 def test_list_request_pages_and_status() -> None:

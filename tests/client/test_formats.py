@@ -129,8 +129,10 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
     ("object.json", '{"rows": [[1]]}', 'without a "matrix" key'),
     ("broken.json", "[[1, 2], [3, 4]", "not valid JSON"),
     ("nonsquare.json", "[[1, 2, 3], [4, 5, 6]]", "not square: 2 rows x 3 columns"),
-    ("text.npy", "not numpy at all", "not a valid .npy file"),
-    ("empty.npy", b"", "not a valid .npy file"),
+    ("text.npy", "1,2\n3,4\n", "not a .npy file: it holds text; give it the extension"),
+    ("binary.npy", b"\x00\xff\xfe\x01", "not a .npy file (it does not start as one)"),
+    ("truncated.npy", b"\x93NUMPY\x01\x00v\x00{'descr'", "not a valid .npy file"),
+    ("empty.npy", b"", "empty: no numbers"),
     ("garbage.mtx", "hello\n", "not a Matrix Market file"),
     ("complex.mtx", "%%MatrixMarket matrix array complex general\n1 1\n1 0\n", "field 'complex'"),
     ("short.mtx", "%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n", "expected 4 entries"),
@@ -159,6 +161,7 @@ def test_bad_file_raises_clear_error(
     assert text.startswith(str(tmp_path / name) + ": ")
     assert message in text
     assert "\n" not in text
+    assert "pickle" not in text
 
 
 def test_object_npy_is_refused(tmp_path: Path) -> None:

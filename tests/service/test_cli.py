@@ -67,3 +67,12 @@ def test_service_never_imports_torch() -> None:
 
     code = "import service.app, service.cli, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_client_hint_says_how_to_activate_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # as in a shell where .venv is not active
+    hint = cli._client_hint("http://127.0.0.1:8000")
+    activate = os.path.join(os.path.dirname(sys.executable), "activate")
+    assert f". {activate}" in hint and "ninv-client --url http://127.0.0.1:8000" in hint

@@ -14,6 +14,7 @@ from ninv.settings import Settings
 from ninv.store import JobStore
 from tests.fake_worker import FakeWorker
 from tests.service.proxy import RedisProxy
+from tests.service.test_workers import a_worker
 
 pytestmark = pytest.mark.anyio
 
@@ -26,11 +27,20 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
 
 
 @pytest.mark.parametrize("backend", ["redis", "sqlite"], indirect=True)
-async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+async def test_healthz_and_readyz(client: httpx.AsyncClient, store: JobStore) -> None:
     health = await client.get("/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    # With no worker the API still takes jobs (200), but says that they would wait.
     ready = await client.get("/readyz")
-    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "no workers" and ready.json()["workers"] == 0
+    assert "ninv worker" in ready.json()["detail"]
+    store.announce_worker(a_worker(), ttl_s=30)
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "store": "ok", "broker": "ok", "workers": 1},
+    )
 
 
 async def test_redis_unreachable_is_a_quick_503(

@@ -160,3 +160,31 @@ def test_a_job_past_its_last_attempt_fails_as_worker_lost(
     assert failed is not None and failed.status is JobStatus.failed
     assert failed.error is not None and "worker lost" in failed.error
     assert failed.attempts == settings.max_attempts
+
+
+def test_a_worker_announces_itself_and_withdraws_when_it_stops(
+    settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(settings)
+    wait_for(lambda: len(store.live_workers()) == 1, timeout=30, what="the worker's announcement")
+    (info,) = store.live_workers()
+    assert (info.device, info.cuda_devices, info.pid) == ("cpu", 0, worker.proc.pid)
+    assert info.version and info.torch_version.startswith("2.")
+    first_seen = info.last_seen
+    # It keeps announcing itself (three times a lease): last_seen moves on.
+    wait_for(
+        lambda: store.live_workers()[0].last_seen > first_seen,
+        timeout=30,
+        what="a later announcement",
+    )
+    worker.stop()
+    assert store.live_workers() == []
+
+
+def test_a_killed_worker_drops_out_within_a_lease(
+    settings: Settings, store: JobStore, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(settings)
+    wait_for(lambda: len(store.live_workers()) == 1, timeout=30, what="the worker's announcement")
+    worker.kill()
+    wait_for(lambda: store.live_workers() == [], timeout=30, what="the announcement to expire")
