@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from client import Client, InvalidInput, write_matrix
 from client.cli import cli
 from client.formats import SUFFIXES
-from tests.client.conftest import StoreWorker, npy
+from ninv.npy import to_npy
 from tests.client.test_cli import one_error_line
+from tests.fake_worker import FakeWorker
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_submit_dash_without_a_format_or_with_a_bad_one(run: Callable[..., Resul
 def test_format_overrides_the_extension(
     run: Callable[..., Result], ninv: Client, tmp_path: Path
 ) -> None:
-    (tmp_path / "matrix.dat").write_bytes(npy(np.eye(3)))
+    (tmp_path / "matrix.dat").write_bytes(to_npy(np.eye(3)))
     submitted = run("submit", str(tmp_path / "matrix.dat"), "--format", "npy")
     assert submitted.exit_code == 0, submitted.output
     assert ninv.get(submitted.stdout.strip()).n == 3
@@ -100,7 +101,7 @@ def test_max_iter_refuses_what_is_not_a_count(
 
 
 def test_status_of_a_cancelled_job_shows_its_summary_not_stale_progress(
-    run: Callable[..., Result], ninv: Client, worker: StoreWorker
+    run: Callable[..., Result], ninv: Client, worker: FakeWorker
 ) -> None:
     job = ninv.submit(np.eye(3))
     worker.claim(job.id)
