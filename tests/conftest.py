@@ -30,7 +30,7 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture
 def settings() -> Iterator[Settings]:
     """Settings on the real Redis at 127.0.0.1:6379 under a fresh prefix, removed afterwards."""
-    s = redis_settings(lease_s=2.0, progress_every_s=0.1)
+    s = redis_settings(lease_s=5.0, progress_every_s=0.1)
     yield s
     drop_redis_prefix(s.redis_prefix)
 

@@ -137,7 +137,7 @@ def test_a_job_survives_its_worker_being_killed(
 def test_the_embedded_default_survives_a_killed_worker_too(
     tmp_path: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    embedded = Settings(data_dir=tmp_path / "data", lease_s=2.0, progress_every_s=0.1)
+    embedded = Settings(data_dir=tmp_path / "data", lease_s=5.0, progress_every_s=0.1)
     assert embedded.embedded
     _crash_and_recover(embedded, start_worker)
 
