@@ -17,7 +17,16 @@ from uuid import uuid4
 
 from ninv.schemas import FINISHED, Job, JobStatus, Progress, SolveOptions, Summary
 
-__all__ = ["JobRecord", "NotFinished", "batch_key", "lost_error", "require_final", "utcnow"]
+__all__ = [
+    "JobRecord",
+    "NotFinished",
+    "batch_key",
+    "due_for_resend",
+    "lost_error",
+    "require_final",
+    "resend_cutoff",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -41,6 +50,22 @@ def require_final(status: JobStatus) -> None:
 
 def lost_error(attempts: int) -> str:
     return f"worker lost after {attempts} attempts"
+
+
+def resend_cutoff(now: datetime, after_s: float) -> datetime:
+    """Jobs created before this time and still queued are due a fresh broker message.
+
+    The store is the record of accepted jobs; a broker message is only a nudge. A job stays
+    queued without one when the API died between storing it and sending its message, or when
+    a broker lost the message (a full Redis refuses the delivery bookkeeping). Re-sending after
+    `after_s` is safe because claiming is compare-and-set: a duplicate message is a no-op.
+    """
+    return now - timedelta(seconds=after_s)
+
+
+def due_for_resend(job: Job, now: datetime, after_s: float) -> bool:
+    """Whether `job` waited longer than `after_s` without being claimed (`resend_cutoff`)."""
+    return job.status == JobStatus.queued and job.created_at < resend_cutoff(now, after_s)
 
 
 def batch_key(options: SolveOptions, n: int, batch: int | None, *, batch_max_n: int) -> str | None:

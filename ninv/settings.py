@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     lease_s: float = Field(
         default=30.0, gt=0, description="a running job's lease; a worker renews it every tick"
     )
+    requeue_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a job queued this long without a claim gets its broker message re-sent",
+    )
     max_attempts: int = Field(
         default=3, ge=1, description="runs of a job whose workers died before it fails"
     )

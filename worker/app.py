@@ -75,7 +75,9 @@ def _start_recovery(**_: object) -> None:
     runner = get_runner()  # load torch and the store before the first job, not during it
     # The filesystem broker deletes a message when it delivers it, so on the embedded default a
     # job can be queued with no message left (its worker died before claiming it). Redis keeps
-    # messages until they are acknowledged, so there re-sending would only add duplicates.
+    # messages until they are acknowledged, so there re-sending would only add duplicates. In
+    # both modes the sweeper's outbox re-sends any job queued longer than NINV_REQUEUE_AFTER_S
+    # (stored by an API that died before sending, or whose message a full Redis lost).
     if settings.embedded:
         resent = requeue_waiting(get_store(), _enqueue)
         if resent:
@@ -85,6 +87,7 @@ def _start_recovery(**_: object) -> None:
         _enqueue,
         max_attempts=settings.max_attempts,
         interval_s=max(0.5, settings.lease_s / 3),
+        resend_after_s=settings.requeue_after_s,
     )
     _sweeper.sweep()
     _sweeper.start()

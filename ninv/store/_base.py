@@ -211,8 +211,11 @@ class JobStore(Protocol):
         """
         ...
 
-    def queued_ids(self, limit: int = 1000) -> builtins.list[str]:
-        """Ids of queued jobs, oldest first: what a restarted embedded service re-enqueues."""
+    def queued_ids(
+        self, limit: int = 1000, *, before: datetime | None = None
+    ) -> builtins.list[str]:
+        """Ids of queued jobs, oldest first, only those created before `before` when given:
+        what the sweeper re-enqueues (`ninv.jobs.resend_cutoff`)."""
         ...
 
     def count_by_status(self) -> dict[JobStatus, int]: ...

@@ -389,10 +389,15 @@ class RedisStore:
         return jobs, next_cursor
 
     @_guard
-    def queued_ids(self, limit: int = 1000) -> builtins.list[str]:
+    def queued_ids(
+        self, limit: int = 1000, *, before: datetime | None = None
+    ) -> builtins.list[str]:
         if limit <= 0:
             return []
-        raw = cast("list[bytes]", self._r.zrange(self._k_queued, 0, limit - 1))
+        top = f"({to_us(before)}" if before is not None else "+inf"
+        raw = cast(
+            "list[bytes]", self._r.zrangebyscore(self._k_queued, "-inf", top, start=0, num=limit)
+        )
         return [member.decode() for member in raw]
 
     @_guard

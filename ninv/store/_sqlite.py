@@ -254,12 +254,16 @@ class SqliteStore:
         return jobs, next_cursor
 
     @_guard
-    def queued_ids(self, limit: int = 1000) -> builtins.list[str]:
+    def queued_ids(
+        self, limit: int = 1000, *, before: datetime | None = None
+    ) -> builtins.list[str]:
+        before_us = to_us(before) if before is not None else 2**62
         rows = (
             self._conn()
             .execute(
-                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_us, id LIMIT ?",
-                (max(0, limit),),
+                "SELECT id FROM jobs WHERE status = 'queued' AND created_us < ? "
+                "ORDER BY created_us, id LIMIT ?",
+                (before_us, max(0, limit)),
             )
             .fetchall()
         )
