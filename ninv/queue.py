@@ -8,13 +8,28 @@ server. Celery keeps no results: the job store is the one place a job's state li
 from __future__ import annotations
 
 from celery import Celery
+from kombu.transport.redis import Transport as _KombuRedisTransport
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from ninv.settings import Settings
 
-__all__ = ["SOLVE_TASK", "enqueue", "make_celery"]
+__all__ = ["SOLVE_TASK", "RedisTransport", "enqueue", "make_celery"]
 
 #: The task the worker registers and the API sends by name (so the API never imports torch).
 SOLVE_TASK = "ninv.solve"
+
+
+class RedisTransport(_KombuRedisTransport):
+    """kombu's Redis transport, for which a Redis that refuses writes is a lost connection.
+
+    kombu counts Redis's OOM and READONLY replies as channel errors, which Celery's consumer
+    does not recover from: a full Redis (maxmemory, noeviction) stopped the worker for good.
+    As connection errors, the worker reconnects with backoff and resumes on its own once Redis
+    takes writes again. A message lost meanwhile leaves its job queued in the store, where the
+    sweeper's outbox re-sends it (worker.recovery.Outbox).
+    """
+
+    connection_errors = (*_KombuRedisTransport.connection_errors, OutOfMemoryError, ReadOnlyError)
 
 
 def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
@@ -47,6 +62,9 @@ def make_celery(settings: Settings) -> Celery:
     broker_url, transport_options = _broker_options(settings)
     app = Celery("ninv", broker=broker_url)
     app.conf.update(
+        # A class, not a name: kombu uses it instead of the URL's scheme (plain redis:// only;
+        # rediss:// and sentinel:// keep kombu's own transports).
+        broker_transport=RedisTransport if broker_url.startswith("redis://") else None,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

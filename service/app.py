@@ -10,6 +10,7 @@ from celery import Celery
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from ninv.durability import log_persistence
 from ninv.settings import Settings, get_settings
 from ninv.store import JobStore
 from service.errors import install_handlers
@@ -56,6 +57,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.redis_url:  # say once whether a 202 survives a Redis restart
+            log_persistence(settings.redis_url)
         try:
             yield
         finally:

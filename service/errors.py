@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from ninv.store import IdempotencyConflict, JobNotFound, NotFinished, StoreUnavailable
+from ninv.store import IdempotencyConflict, JobNotFound, NotFinished, StoreFull, StoreUnavailable
 from service.paths import unknown_path
 
 __all__ = [
@@ -34,6 +34,8 @@ log = logging.getLogger("ninv.service")
 PROBLEM_JSON = "application/problem+json"
 #: Seconds a client should wait before retrying when the store does not answer.
 STORE_RETRY_AFTER_S = 2
+#: ... and when it refuses writes (full): freeing memory takes an operator or expiring jobs.
+STORE_FULL_RETRY_AFTER_S = 30
 
 
 class ProblemError(Exception):
@@ -143,6 +145,16 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreFull):
+        log.warning("store full on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            request,
+            503,
+            "the job store is full and refuses writes (Redis reached its maxmemory); nothing "
+            "was changed; retry later",
+            title="Job store full",
+            headers={"Retry-After": str(STORE_FULL_RETRY_AFTER_S)},
+        )
     log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
     return problem_response(
         request,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from celery.signals import worker_ready, worker_shutdown
 
+from ninv.durability import log_persistence
 from ninv.queue import enqueue, make_celery
 from ninv.settings import Settings, get_settings
 from ninv.store import JobStore, open_store
@@ -73,6 +74,8 @@ def _start_recovery(**_: object) -> None:
     global _sweeper, _presence
     settings = get_settings()
     runner = get_runner()  # load torch and the store before the first job, not during it
+    if settings.redis_url:
+        log_persistence(settings.redis_url)
     # The filesystem broker deletes a message when it delivers it, so on the embedded default a
     # job can be queued with no message left (its worker died before claiming it). Redis keeps
     # messages until they are acknowledged, so there re-sending would only add duplicates. In

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from ninv.jobs import JobRecord
 from ninv.npy import from_npy, to_npy
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
-from ninv.store import JobStore, Outcome, StoreError
+from ninv.store import Heartbeat, JobStore, Outcome, StoreError, StoreUnavailable
 from worker.outcome import curve, summarise
 from worker.progress import JobProgress
 from worker.solver import (
@@ -36,6 +37,12 @@ from worker.solver import (
 __all__ = ["JobRunner"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Backoff between attempts to store results the store refused (down, or full), in seconds.
+WRITE_RETRY_FIRST_S = 0.5
+WRITE_RETRY_MAX_S = 10.0
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -184,13 +191,26 @@ class JobRunner:
         return from_npy(blob)
 
     def _report(self, ticks: Sequence[tuple[_Running, ProgressPoint]]) -> list[bool]:
-        """One store call for a tick of every live job; whether each one goes on."""
-        answers = self._store.heartbeat_many(
-            self.worker_id,
-            self._settings.lease_s,
-            [item.progress.beat(point) for item, point in ticks],
-            history_max_points=self._settings.history_max_points,
-        )
+        """One store call for a tick of every live job; whether each one goes on.
+
+        A store that refuses the tick (down, or full) does not stop the solve: its result is
+        kept and written when the store takes writes again (`_write`); if the lease lapsed and
+        the job ran elsewhere meanwhile, the compare-and-set finish stores only one result.
+        """
+        beats = [item.progress.beat(point) for item, point in ticks]
+        try:
+            answers = self._store.heartbeat_many(
+                self.worker_id,
+                self._settings.lease_s,
+                beats,
+                history_max_points=self._settings.history_max_points,
+            )
+        except StoreUnavailable as exc:
+            log.warning("progress not stored, solving on: %s", exc)
+            answers = [
+                Heartbeat(owned=True, cancel_requested=item.progress.cancel_requested)
+                for item, _ in ticks
+            ]
         return [item.progress.answer(a) for (item, _), a in zip(ticks, answers, strict=True)]
 
     def _outcome(self, item: _Running, solution: Solution | BatchSolution) -> Outcome:
@@ -217,10 +237,11 @@ class JobRunner:
         for item, _ in done:
             item.done = True
         mine = [(item, solution) for item, solution in done if item.progress.owned]
-        stored = self._store.finish_many(
-            self.worker_id,
-            [self._outcome(item, solution) for item, solution in mine],
-            history_max_points=self._settings.history_max_points,
+        outcomes = [self._outcome(item, solution) for item, solution in mine]
+        stored = self._write(
+            lambda: self._store.finish_many(
+                self.worker_id, outcomes, history_max_points=self._settings.history_max_points
+            )
         )
         lost = [item.job.id for (item, _), ok in zip(mine, stored, strict=True) if not ok]
         lost += [item.job.id for item, _ in done if not item.progress.owned]
@@ -231,7 +252,24 @@ class JobRunner:
         message = _failure_message(exc)
         if not isinstance(exc, SolverError):
             log.exception("jobs %s failed", [item.job.id for item in items], exc_info=exc)
-        self._store.finish_many(
-            self.worker_id,
-            [Outcome(item.job.id, status=JobStatus.failed, error=message) for item in items],
-        )
+        outcomes = [Outcome(item.job.id, status=JobStatus.failed, error=message) for item in items]
+        self._write(lambda: self._store.finish_many(self.worker_id, outcomes))
+
+    def _write(self, write: Callable[[], _T]) -> _T:
+        """Run a store write, retrying with backoff while the store is down or full.
+
+        Solved results stay in memory meanwhile, and the worker takes no other job: it resumes
+        on its own when Redis takes writes again (after NINV_JOB_TIMEOUT_S it gives up and
+        raises, and the jobs run again). The writes are atomic, so a retry is safe.
+        """
+        give_up = time.monotonic() + self._settings.job_timeout_s
+        delay = WRITE_RETRY_FIRST_S
+        while True:
+            try:
+                return write()
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.warning("results not stored yet (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX_S)

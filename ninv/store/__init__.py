@@ -12,6 +12,7 @@ from ninv.store._base import (
     NotFinished,
     Outcome,
     StoreError,
+    StoreFull,
     StoreUnavailable,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "NotFinished",
     "Outcome",
     "StoreError",
+    "StoreFull",
     "StoreUnavailable",
     "open_store",
 ]

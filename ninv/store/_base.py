@@ -20,6 +20,7 @@ __all__ = [
     "NotFinished",
     "Outcome",
     "StoreError",
+    "StoreFull",
     "StoreUnavailable",
     "capped",
     "visible",
@@ -32,6 +33,11 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The backing store does not answer (Redis down, database locked past its timeout)."""
+
+
+class StoreFull(StoreUnavailable):
+    """The backing store answers but refuses writes: Redis at its maxmemory (with noeviction)
+    or a read-only replica. Reads still work; writes may succeed again once memory is freed."""
 
 
 class IdempotencyConflict(StoreError):

@@ -38,7 +38,13 @@ from typing import Any, ParamSpec, TypeVar, cast
 import redis
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
-from redis.exceptions import BusyLoadingError, InvalidResponse, ReadOnlyError, WatchError
+from redis.exceptions import (
+    BusyLoadingError,
+    InvalidResponse,
+    OutOfMemoryError,
+    ReadOnlyError,
+    WatchError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -51,6 +57,7 @@ from ninv.store._base import (
     IdempotencyConflict,
     JobStore,
     Outcome,
+    StoreFull,
     StoreUnavailable,
     capped,
     visible,
@@ -74,7 +81,6 @@ _UNAVAILABLE = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
-    ReadOnlyError,
     InvalidResponse,  # something that is not Redis answers at the address
 )
 
@@ -105,12 +111,14 @@ class _History:
 
 
 def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Turn "Redis does not answer" into StoreUnavailable."""
+    """Turn "Redis does not answer" into StoreUnavailable, "Redis refuses writes" into StoreFull."""
 
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
+        except (OutOfMemoryError, ReadOnlyError) as exc:  # maxmemory reached, or a replica
+            raise StoreFull(f"redis refuses writes: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 

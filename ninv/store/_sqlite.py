@@ -27,6 +27,7 @@ from ninv.store._base import (
     IdempotencyConflict,
     JobStore,
     Outcome,
+    StoreFull,
     StoreUnavailable,
     capped,
     visible,
@@ -93,7 +94,8 @@ CREATE TABLE IF NOT EXISTS workers (
 
 
 def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Turn "database is locked" (past the busy timeout) into StoreUnavailable."""
+    """Turn "database is locked" (past the busy timeout) into StoreUnavailable, a full disk into
+    StoreFull."""
 
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -101,6 +103,8 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             message = str(exc).lower()
+            if "full" in message:  # "database or disk is full"
+                raise StoreFull(f"sqlite: {exc}") from exc
             if "locked" in message or "busy" in message or "unable to open" in message:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
             raise

@@ -14,7 +14,7 @@ from ninv.store import StoreError
 from service import examples
 from service.deps import ResourcesDep
 from service.errors import ProblemError
-from service.readiness import check_broker, check_store
+from service.readiness import check_broker, check_store, check_writes
 from service.state import Resources
 from service.workers import START_WORKER
 
@@ -38,7 +38,7 @@ def _store_problem(resources: Resources) -> str | None:
         store = resources.store
     except StoreError as exc:
         return f"job store unavailable: {exc}"
-    return check_store(store)
+    return check_store(store) or check_writes(resources.settings)
 
 
 def _broker_problem(resources: Resources) -> str | None:
@@ -64,8 +64,8 @@ def _broker_problem(resources: Resources) -> str | None:
     },
 )
 async def readyz(resources: ResourcesDep) -> dict[str, Any]:
-    """200 when the job store and the broker answer (else 503 saying which does not), with
-    the number of live workers; with none, status `no workers`: jobs would wait."""
+    """200 when the job store answers and takes writes and the broker answers (else 503 saying
+    which does not), with the number of live workers; with none, `no workers`: jobs would wait."""
     found: dict[str, str | None] = {}
 
     async def run(name: str, check: Callable[[Resources], str | None]) -> None:
