@@ -36,6 +36,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="largest request body accepted"
     )
+    max_json_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="largest JSON request body; larger matrices go as .npy (8 bytes an entry)",
+    )
+    max_large_parses: int = Field(
+        default=2, ge=1, description="request bodies over 64 KiB parsed at once; others wait"
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="a request body must arrive within this (else 408)"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a new connection must send its request headers within this"
+    )
+    keepalive_s: int = Field(
+        default=5, ge=1, description="an idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open connections (and requests) served at once; beyond it, 503",
+    )
+    metrics_key: str = Field(
+        default="",
+        description="bearer key for /metrics; unset with API keys: /metrics answers loopback only",
+    )
     retention_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="how long finished jobs are kept"
     )

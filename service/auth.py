@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Iterable
 
 from service.errors import ProblemError
 
-__all__ = ["ANONYMOUS", "KeyRing", "owner_id"]
+__all__ = ["ANONYMOUS", "KeyRing", "check_metrics_access", "owner_id"]
 
 ANONYMOUS = "anonymous"
 
@@ -56,6 +57,35 @@ class KeyRing:
         if found is None:
             raise _unauthorized("invalid API key")
         return found
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_metrics_access(
+    *, metrics_key: str, keys_configured: bool, token: str | None, client_host: str | None
+) -> None:
+    """Who may read /metrics (job counts across every key, queue depth, solve totals).
+
+    With NINV_METRICS_KEY set, whoever presents it as a bearer token (401 otherwise). Without
+    it, when API keys are configured, only clients on this machine (403 otherwise): a scraper
+    runs beside the API, or a proxy forwards it. With no API keys the server binds loopback
+    only, so /metrics is as open as the rest.
+    """
+    if metrics_key:
+        if token is None or not hmac.compare_digest(_digest(token), _digest(metrics_key)):
+            raise _unauthorized("/metrics needs NINV_METRICS_KEY: send Authorization: Bearer <key>")
+        return
+    if keys_configured and not _loopback(client_host):
+        raise ProblemError(
+            403,
+            "/metrics answers only this machine; set NINV_METRICS_KEY on the server to let a "
+            "scraper elsewhere read it with that key",
+        )
 
 
 def _unauthorized(detail: str) -> ProblemError:

@@ -105,6 +105,7 @@ def _run_api(settings: Settings, log_level: str) -> None:
     import uvicorn
 
     from service.app import create_app
+    from service.server import uvicorn_config
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -122,16 +123,7 @@ def _run_api(settings: Settings, log_level: str) -> None:
                 click.echo(f"ninv: serving on {url} (docs: {url}/docs)", err=True)
                 click.echo(_client_hint(url), err=True)
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,  # service.metrics writes one line per request, without query strings
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown forever
-    )
-    Server(config).run()
+    Server(uvicorn_config(create_app(settings), settings, log_level=log_level)).run()
 
 
 def _client_hint(url: str) -> str:

@@ -15,12 +15,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 
 from ninv.store import IdempotencyConflict, JobNotFound, NotFinished, StoreFull, StoreUnavailable
 from service.paths import unknown_path
 
 __all__ = [
+    "CLIENT_CLOSED",
     "PROBLEM_JSON",
     "ProblemError",
     "install_handlers",
@@ -32,6 +34,9 @@ __all__ = [
 log = logging.getLogger("ninv.service")
 
 PROBLEM_JSON = "application/problem+json"
+#: The status recorded (metrics, access log) for a request whose client left before its body
+#: arrived: nginx's "client closed request". Nobody receives it.
+CLIENT_CLOSED = 499
 #: Seconds a client should wait before retrying when the store does not answer.
 STORE_RETRY_AFTER_S = 2
 #: ... and when it refuses writes (full): freeing memory takes an operator or expiring jobs.
@@ -188,6 +193,12 @@ async def _on_not_finished(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_disconnect(request: Request, exc: Exception) -> Response:
+    # The client's doing, not a server error: no traceback, and a status of its own, which the
+    # access log's one line and the request metrics record (service.metrics).
+    return Response(status_code=CLIENT_CLOSED)
+
+
 async def _on_anything(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, 500, "an internal error occurred; it has been logged")
@@ -202,4 +213,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IdempotencyConflict, _on_idempotency)
     app.add_exception_handler(JobNotFound, _on_not_found)
     app.add_exception_handler(NotFinished, _on_not_finished)
+    app.add_exception_handler(ClientDisconnect, _on_disconnect)
     app.add_exception_handler(Exception, _on_anything)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import anyio
 import numpy as np
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -34,7 +35,7 @@ __all__ = [
     "parse_json",
     "parse_npy",
     "read_body",
-    "request_hash",
+    "request_fingerprint",
 ]
 
 JSON = "application/json"
@@ -84,8 +85,10 @@ def _too_large(detail: str) -> NoReturn:
 # -- the body -------------------------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes.
+async def read_body(request: Request, limit: int, *, timeout_s: float, hint: str = "") -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and
+    with 408 when it has not all arrived within `timeout_s` (a slow or stalled client must not
+    hold a connection and its buffer for ever). `hint` ends a 413's detail.
 
     A declared Content-Length over the limit is refused before any byte is read; a body sent
     without one (chunked) is counted while it streams.
@@ -97,14 +100,23 @@ async def read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise ProblemError(400, f"invalid Content-Length {declared!r}") from None
         if size > limit:
-            _too_large(f"the request body is {size} bytes; the limit is {limit} bytes")
+            _too_large(f"the request body is {size} bytes; the limit is {limit} bytes{hint}")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            _too_large(f"the request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    with anyio.move_on_after(timeout_s) as deadline:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                _too_large(f"the request body exceeds the limit of {limit} bytes{hint}")
+            chunks.append(chunk)
+    if deadline.cancelled_caught:
+        raise ProblemError(
+            408,
+            f"the request body did not arrive within {timeout_s:g} s "
+            f"({total} bytes received); send it faster, or send a smaller body",
+            title="Request Timeout",
+            headers={"Connection": "close"},
+        )
     return b"".join(chunks)
 
 
@@ -113,14 +125,15 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def request_hash(body: bytes, content_type: str, query: Iterable[tuple[str, str]]) -> str:
-    """What makes two requests "the same" for Idempotency-Key: body, media type and query."""
+def request_fingerprint(parsed: ParsedRequest) -> str:
+    """What makes two requests "the same" for Idempotency-Key: the parsed matrix (values,
+    shape, input dtype) and options, so JSON with other whitespace or key order is the same."""
     digest = hashlib.sha256()
-    digest.update(media_type(content_type).encode())
+    digest.update(parsed.options.model_dump_json().encode())
     digest.update(b"\n")
-    digest.update(json.dumps(sorted(query)).encode())
+    digest.update(f"{parsed.input_dtype}:{parsed.matrix.dtype}:{parsed.matrix.shape}".encode())
     digest.update(b"\n")
-    digest.update(body)
+    digest.update(np.ascontiguousarray(parsed.matrix).tobytes())
     return digest.hexdigest()
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from ninv.store import StoreError
 from service import examples
+from service.auth import check_metrics_access
 from service.deps import ResourcesDep
 from service.errors import ProblemError
 from service.readiness import check_broker, check_store, check_writes
@@ -21,6 +23,12 @@ from service.workers import START_WORKER
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
+
+_metrics_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="MetricsKey",
+    description="NINV_METRICS_KEY, when the server sets one.",
+)
 
 
 @router.get(
@@ -94,9 +102,23 @@ async def readyz(resources: ResourcesDep) -> dict[str, Any]:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "ninv_queue_depth 3.0\n"}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"example": "ninv_queue_depth 3.0\n"}}},
+        **examples.problems(401, 403),
+    },
 )
-def metrics(request: Request) -> Response:
-    """Requests and latency by route, jobs by status, queue depth and solve durations."""
+def metrics(
+    request: Request,
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_metrics_bearer)],
+) -> Response:
+    """Requests and latency by route, jobs by status, queue depth and solve durations; with API
+    keys set, for NINV_METRICS_KEY or (without one) loopback clients only."""
+    check_metrics_access(
+        metrics_key=resources.settings.metrics_key,
+        keys_configured=not resources.keys.open,
+        token=credentials.credentials if credentials else None,
+        client_host=request.client.host if request.client else None,
+    )
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from celery import Celery
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +15,14 @@ from ninv.store import JobStore
 from service import examples
 from service.deps import CeleryDep, OwnerDep, ResourcesDep, SettingsDep, StoreDep
 from service.errors import ProblemError
-from service.parsing import NPY, Limits, ParsedRequest, media_type, parse_invert, request_hash
+from service.parsing import (
+    NPY,
+    Limits,
+    ParsedRequest,
+    media_type,
+    parse_invert,
+    request_fingerprint,
+)
 from service.parsing import read_body as read_limited_body
 from service.state import Resources
 from service.submission import new_record, submit
@@ -44,7 +52,7 @@ INLINE_PARSE_BYTES = 64 * 1024
             },
             "content": {"application/json": {"example": {**examples.JOB, "status": "queued"}}},
         },
-        **examples.problems(400, 401, 413, 415, 422, 503),
+        **examples.problems(400, 401, 408, 413, 415, 422, 503),
     },
     openapi_extra={
         "requestBody": examples.invert_request_body(),
@@ -72,18 +80,28 @@ async def invert(
     limits = Limits(
         max_n=settings.max_n, max_batch=settings.max_batch, max_body_bytes=settings.max_body_bytes
     )
-    body = await read_limited_body(request, limits.max_body_bytes)
     content_type = request.headers.get("content-type")
+    limit, hint = limits.max_body_bytes, ""
+    if media_type(content_type) != NPY:  # JSON costs ~8x its size in memory while parsed
+        limit = min(limit, settings.max_json_bytes)
+        hint = (
+            f" for a JSON body (NINV_MAX_JSON_BYTES); send a large matrix as .npy instead "
+            f"(Content-Type: {NPY}, 8 bytes an entry)"
+        )
+    body = await read_limited_body(request, limit, timeout_s=settings.body_timeout_s, hint=hint)
     query = request.query_params.multi_items()
     if len(body) <= INLINE_PARSE_BYTES:
         parsed = parse_invert(body, content_type, query, limits)
-    else:  # large matrices take tens of ms to parse: off the event loop
-        parsed = await run_in_threadpool(parse_invert, body, content_type, query, limits)
+    else:  # large matrices take tens of ms to parse: off the event loop, a few at a time
+        parsed = await anyio.to_thread.run_sync(
+            parse_invert, body, content_type, query, limits, limiter=_large_parses(request)
+        )
+    del body  # the parsed matrix is all that is needed from here on
     record = new_record(
         parsed,
         owner=owner,
         idempotency_key=idempotency_key,
-        request_hash=request_hash(body, content_type or "", query),
+        request_hash=request_fingerprint(parsed),
         batch_max_n=settings.batch_max_n,
     )
     where = "query" if media_type(content_type) == NPY else "body"
@@ -96,6 +114,16 @@ async def invert(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     return job
+
+
+def _large_parses(request: Request) -> anyio.CapacityLimiter:
+    """The app's cap on large bodies parsed at once (NINV_MAX_LARGE_PARSES): each can take
+    several times its size in memory while parsed, so a burst of them waits its turn."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "large_parses", None)
+    if limiter is None:
+        settings = request.app.state.resources.settings
+        limiter = request.app.state.large_parses = anyio.CapacityLimiter(settings.max_large_parses)
+    return limiter
 
 
 def _accept(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from service.errors import ProblemError
-from service.parsing import Limits, load_npy, parse_invert, parse_json, request_hash
+from service.parsing import Limits, load_npy, parse_invert, parse_json, request_fingerprint
 
 LIMITS = Limits(max_n=64, max_batch=8, max_body_bytes=1 << 20)
 
@@ -74,9 +74,18 @@ def test_content_type_parameters_are_ignored() -> None:
     assert parsed.n == 1
 
 
-def test_request_hash_covers_body_type_and_query() -> None:
-    base = request_hash(b"x", "application/x-npy", [("method", "cg")])
-    assert base == request_hash(b"x", "application/x-npy; q=1", [("method", "cg")])
-    assert base != request_hash(b"y", "application/x-npy", [("method", "cg")])
-    assert base != request_hash(b"x", "application/json", [("method", "cg")])
-    assert base != request_hash(b"x", "application/x-npy", [("method", "adam")])
+def fingerprint(body: bytes, content_type: str = "application/json", query: Any = ()) -> str:
+    return request_fingerprint(parse_invert(body, content_type, list(query), LIMITS))
+
+
+def test_fingerprint_is_the_parsed_request_not_its_bytes() -> None:
+    base = fingerprint(b'{"matrix": [[1, 2], [3, 4]], "method": "cg"}')
+    assert base == fingerprint(b'{ "method":"cg",\n "matrix":[[1,2],[3.0,4]] }')
+    assert base == fingerprint(
+        save(np.array([[1, 2], [3, 4]], dtype=np.float64)), "application/x-npy", [("method", "cg")]
+    )
+    assert base != fingerprint(b'{"matrix": [[1, 2], [3, 5]], "method": "cg"}')
+    assert base != fingerprint(b'{"matrix": [[1, 2], [3, 4]], "method": "adam"}')
+    assert base != fingerprint(
+        save(np.array([[1, 2], [3, 4]], dtype=np.float32)), "application/x-npy", [("method", "cg")]
+    )
