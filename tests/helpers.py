@@ -157,13 +157,28 @@ def console_script(name: str) -> str:
 class ServerProcess:
     """A real `ninv serve` process on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        port: int | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [console_script("ninv"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                console_script("ninv"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *(args or []),
+            ],
             cwd=ROOT,
             env=env,
             stdout=self._log,

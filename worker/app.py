@@ -13,7 +13,7 @@ from celery.signals import worker_ready, worker_shutdown
 from ninv.durability import log_persistence
 from ninv.queue import enqueue, make_celery
 from ninv.settings import Settings, get_settings
-from ninv.store import JobStore, open_store
+from ninv.store import JobStore, StoreError, open_store
 from worker.presence import Presence, describe_worker
 from worker.recovery import LeaseSweeper, requeue_waiting
 
@@ -92,7 +92,10 @@ def _start_recovery(**_: object) -> None:
         interval_s=max(0.5, settings.lease_s / 3),
         resend_after_s=settings.requeue_after_s,
     )
-    _sweeper.sweep()
+    try:
+        _sweeper.sweep()
+    except StoreError as exc:  # the store is down or full: the sweeper's rounds retry
+        log.warning("first lease sweep skipped: %s", exc)
     _sweeper.start()
     _presence = _announce(settings, runner.worker_id)
 

@@ -71,7 +71,11 @@ class Outbox:
             at, interval = self._next.get(job_id, (now, self._after_s))
             if at > now:
                 continue
-            self._enqueue(job_id)
+            try:
+                self._enqueue(job_id)
+            except Exception as exc:  # the broker refuses (down, or full): next sweep retries
+                log.warning("re-send of queued jobs stopped: %s: %s", type(exc).__name__, exc)
+                break
             sent.append(job_id)
             interval = min(interval * 2, self._after_s * self.MAX_BACKOFF)
             self._next[job_id] = (now + interval, interval)
