@@ -5,6 +5,9 @@ its own once Redis has room again."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable
 
 import httpx
@@ -13,7 +16,7 @@ import numpy as np
 from ninv.schemas import JobStatus
 from ninv.store import open_store
 from tests.faults.conftest import OwnRedis
-from tests.helpers import ServerProcess, WorkerProcess, wait_finished, wait_for
+from tests.helpers import ServerProcess, WorkerProcess, submit, wait_finished, wait_for
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -26,18 +29,17 @@ def slow_job() -> dict[str, object]:
     return {"matrix": x.tolist(), "max_iter": 150_000, "tol": 1e-30, "dtype": "float64"}
 
 
-def test_a_full_redis_is_a_503_and_everything_resumes(
+def test_a_full_redis_is_a_503_and_a_solved_result_waits_for_room(
     own_redis: OwnRedis,
     start_api: Callable[..., ServerProcess],
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    settings = own_redis.settings(requeue_after_s=2.0)
+    settings = own_redis.settings()
     api = start_api(settings)
-    solving = start_worker(settings)
+    worker = start_worker(settings)
     store = open_store(settings)
     try:
         slow = httpx.post(f"{api.url}/invert", json=slow_job(), timeout=10).json()["id"]
-        waiting = httpx.post(f"{api.url}/invert", json={"matrix": [[2.0]]}, timeout=10).json()
         wait_for(
             lambda: (job := store.get(slow)) is not None and job.progress is not None,
             timeout=30,
@@ -53,28 +55,51 @@ def test_a_full_redis_is_a_503_and_everything_resumes(
         ready = httpx.get(f"{api.url}/readyz", timeout=10)
         assert ready.status_code == 503
         assert "full" in ready.json()["detail"]
-
-        # A worker started now takes the waiting job's message, and Redis refuses to record
-        # the delivery: the worker must survive it.
-        late = start_worker(settings)
         wait_for(
-            lambda: "results not stored yet" in solving.log_path.read_text(),
+            lambda: "results not stored yet" in worker.log_path.read_text(),
             timeout=60,
             what="the slow job to finish solving while Redis is full",
         )
-        assert solving.proc.poll() is None
-        assert late.proc.poll() is None
 
         own_redis.free()
         done = wait_finished(store, slow, timeout=30)
         assert done.status == JobStatus.succeeded
         assert done.attempts == 1  # the result kept in memory was stored, not solved again
-        assert wait_finished(store, waiting["id"], timeout=30).status == JobStatus.succeeded
         assert httpx.get(f"{api.url}/readyz", timeout=10).status_code == 200
         after = httpx.post(f"{api.url}/invert", json={"matrix": [[4.0]]}, timeout=10)
         assert after.status_code == 202
         assert wait_finished(store, after.json()["id"], timeout=30).status == JobStatus.succeeded
-        assert solving.proc.poll() is None
-        assert late.proc.poll() is None
+        assert worker.proc.poll() is None
+    finally:
+        store.close()
+
+
+def test_a_worker_survives_a_delivery_that_redis_refuses(
+    own_redis: OwnRedis, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """An idle worker takes a waiting message when Redis is full: kombu cannot record the
+    delivery (OOM). That used to stop the worker for good; now it reconnects until Redis has
+    room, and the job, whose message was lost, runs through the outbox."""
+    settings = own_redis.settings(requeue_after_s=1.0)
+    worker = start_worker(settings)
+    store = open_store(settings)
+    try:
+        os.killpg(worker.proc.pid, signal.SIGSTOP)  # idle, so that a message waits for it
+        try:
+            job = submit(store, settings, np.eye(2) * 2.0, method="exact")
+            own_redis.fill()
+        finally:
+            os.killpg(worker.proc.pid, signal.SIGCONT)
+        wait_for(
+            lambda: "used memory > 'maxmemory'" in worker.log_path.read_text(),
+            timeout=30,
+            what="the worker to meet the full Redis",
+        )
+        time.sleep(2)  # time in which the worker used to exit
+        assert worker.proc.poll() is None, worker.log_path.read_text()[-3000:]
+
+        own_redis.free()
+        assert wait_finished(store, job.id, timeout=45).status == JobStatus.succeeded
+        assert worker.proc.poll() is None
     finally:
         store.close()
