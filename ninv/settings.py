@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         default=1000,
         ge=1,
-        description="open connections (and requests) served at once; beyond it, 503",
+        description="connections (and requests) open at once; a request arriving when this "
+        "many are open is answered 503",
     )
     metrics_key: str = Field(
         default="",
