@@ -103,4 +103,3 @@ def start_api(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
-
