@@ -28,6 +28,7 @@ __all__ = [
     "NPY",
     "Limits",
     "ParsedRequest",
+    "check_length",
     "load_npy",
     "matrix_from_json",
     "media_type",
@@ -85,6 +86,20 @@ def _too_large(detail: str) -> NoReturn:
 # -- the body -------------------------------------------------------------------------------------
 
 
+def check_length(request: Request, limit: int, *, hint: str = "") -> int | None:
+    """The declared Content-Length (None when chunked); 413 at once when it exceeds `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        size = int(declared)
+    except ValueError:
+        raise ProblemError(400, f"invalid Content-Length {declared!r}") from None
+    if size > limit:
+        _too_large(f"the request body is {size} bytes; the limit is {limit} bytes{hint}")
+    return size
+
+
 async def read_body(request: Request, limit: int, *, timeout_s: float, hint: str = "") -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and
     with 408 when it has not all arrived within `timeout_s` (a slow or stalled client must not
@@ -93,14 +108,7 @@ async def read_body(request: Request, limit: int, *, timeout_s: float, hint: str
     A declared Content-Length over the limit is refused before any byte is read; a body sent
     without one (chunked) is counted while it streams.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise ProblemError(400, f"invalid Content-Length {declared!r}") from None
-        if size > limit:
-            _too_large(f"the request body is {size} bytes; the limit is {limit} bytes{hint}")
+    check_length(request, limit, hint=hint)
     chunks: list[bytes] = []
     total = 0
     with anyio.move_on_after(timeout_s) as deadline:

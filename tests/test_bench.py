@@ -45,3 +45,9 @@ def test_throughput_bench() -> None:
 def test_api_bench() -> None:
     figures = run_bench("api.py", "--requests", "10", "--n", "64", "--repeats", "1")
     assert figures["submit"] and figures["parse"]
+
+
+def test_faults_bench() -> None:
+    figures = run_bench("faults.py", "--n", "200", "--clients", "2", "--drops", "5")
+    assert figures["drops"]["statuses"] == {"499": 5.0}
+    assert figures["drops"]["tracebacks"] == 0

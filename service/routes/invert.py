@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
 from ninv.schemas import Job
+from ninv.settings import Settings
 from ninv.store import JobStore
 from service import examples
 from service.deps import CeleryDep, OwnerDep, ResourcesDep, SettingsDep, StoreDep
@@ -19,6 +20,7 @@ from service.parsing import (
     NPY,
     Limits,
     ParsedRequest,
+    check_length,
     media_type,
     parse_invert,
     request_fingerprint,
@@ -32,8 +34,8 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["jobs"])
 
-#: Bodies up to this size are parsed on the event loop (well under a millisecond); larger in a
-#: worker thread.
+#: Bodies up to this size are parsed on the event loop (well under a millisecond); larger ones in
+#: a worker thread, a few at a time.
 INLINE_PARSE_BYTES = 64 * 1024
 
 
@@ -77,26 +79,8 @@ async def invert(
     ] = None,
 ) -> Job:
     """Queue a matrix (JSON or .npy) for inversion and answer with the job."""
-    limits = Limits(
-        max_n=settings.max_n, max_batch=settings.max_batch, max_body_bytes=settings.max_body_bytes
-    )
+    parsed = await _read_and_parse(request, settings)
     content_type = request.headers.get("content-type")
-    limit, hint = limits.max_body_bytes, ""
-    if media_type(content_type) != NPY:  # JSON costs ~8x its size in memory while parsed
-        limit = min(limit, settings.max_json_bytes)
-        hint = (
-            f" for a JSON body (NINV_MAX_JSON_BYTES); send a large matrix as .npy instead "
-            f"(Content-Type: {NPY}, 8 bytes an entry)"
-        )
-    body = await read_limited_body(request, limit, timeout_s=settings.body_timeout_s, hint=hint)
-    query = request.query_params.multi_items()
-    if len(body) <= INLINE_PARSE_BYTES:
-        parsed = parse_invert(body, content_type, query, limits)
-    else:  # large matrices take tens of ms to parse: off the event loop, a few at a time
-        parsed = await anyio.to_thread.run_sync(
-            parse_invert, body, content_type, query, limits, limiter=_large_parses(request)
-        )
-    del body  # the parsed matrix is all that is needed from here on
     record = new_record(
         parsed,
         owner=owner,
@@ -114,6 +98,35 @@ async def invert(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     return job
+
+
+async def _read_and_parse(request: Request, settings: Settings) -> ParsedRequest:
+    """The request's body, read within NINV_BODY_TIMEOUT_S and its size limit, parsed.
+
+    Small bodies are parsed on the event loop (well under a millisecond). Large ones (or of
+    unknown size) are read and parsed at most NINV_MAX_LARGE_PARSES at a time, the parse in a
+    worker thread: parsed JSON takes several times its size in memory. A waiting request's body
+    stays in its socket meanwhile (uvicorn stops reading a request past 64 KiB it has not taken).
+    """
+    limits = Limits(
+        max_n=settings.max_n, max_batch=settings.max_batch, max_body_bytes=settings.max_body_bytes
+    )
+    content_type = request.headers.get("content-type")
+    limit, hint = limits.max_body_bytes, ""
+    if media_type(content_type) != NPY:
+        limit = min(limit, settings.max_json_bytes)
+        hint = (
+            f" for a JSON body (NINV_MAX_JSON_BYTES); send a large matrix as .npy instead "
+            f"(Content-Type: {NPY}, 8 bytes an entry)"
+        )
+    query = request.query_params.multi_items()
+    declared = check_length(request, limit, hint=hint)
+    if declared is not None and declared <= INLINE_PARSE_BYTES:
+        body = await read_limited_body(request, limit, timeout_s=settings.body_timeout_s, hint=hint)
+        return parse_invert(body, content_type, query, limits)
+    async with _large_parses(request):
+        body = await read_limited_body(request, limit, timeout_s=settings.body_timeout_s, hint=hint)
+        return await run_in_threadpool(parse_invert, body, content_type, query, limits)
 
 
 def _large_parses(request: Request) -> anyio.CapacityLimiter:
