@@ -4,6 +4,7 @@ mid-upload is no server error, and slow or idle clients cannot hold connections 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 
 import httpx
@@ -114,11 +115,13 @@ def test_idle_and_slow_headers_are_closed(api: ServerProcess) -> None:
 
 
 def test_connections_beyond_the_limit_are_503(make_api: Callable[..., ServerProcess]) -> None:
-    api = make_api(max_connections=4)
+    api = make_api(max_connections=4, body_timeout_s=3.0)
     held = [connect(api.url) for _ in range(3)]  # the fourth is the one that gets the 503
     try:
-        for sock in held:  # headers in, body pending: each holds its connection for 1 s
+        for sock in held:  # headers in, body pending: each holds its connection for 3 s
             sock.sendall(UPLOAD + b"Content-Length: 1000\r\n\r\n")
+        # Let the server take those requests before the next connection counts against them.
+        time.sleep(0.3)
         with connect(api.url) as extra:
             extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
             assert extra.recv(65536).startswith(b"HTTP/1.1 503 ")
