@@ -64,7 +64,10 @@ def resend_cutoff(now: datetime, after_s: float) -> datetime:
 
 
 def due_for_resend(job: Job, now: datetime, after_s: float) -> bool:
-    """Whether `job` waited longer than `after_s` without being claimed (`resend_cutoff`)."""
+    """Whether `job` waited longer than `after_s` without being claimed (`resend_cutoff`).
+
+    The stores select exactly these, by index: `queued_ids(before=resend_cutoff(now, after_s))`.
+    """
     return job.status == JobStatus.queued and job.created_at < resend_cutoff(now, after_s)
 
 
