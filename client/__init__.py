@@ -12,7 +12,14 @@ and tqdm: it installs and runs without torch, FastAPI or Celery.
 from __future__ import annotations
 
 from client._async import AsyncClient
-from client._base import DEFAULT_URL, JSON_MAX_ENTRIES, ProgressCallback, RetryPolicy, SolveKwargs
+from client._base import (
+    DEFAULT_URL,
+    JSON_MAX_ENTRIES,
+    InverseResult,
+    ProgressCallback,
+    RetryPolicy,
+    SolveKwargs,
+)
 from client._sync import Client
 from client.errors import (
     Conflict,
@@ -21,6 +28,7 @@ from client.errors import (
     JobFailed,
     MatrixFileError,
     NinvError,
+    NotConverged,
     NotFound,
     PayloadTooLarge,
     ServerError,
@@ -37,10 +45,12 @@ __all__ = [
     "Client",
     "Conflict",
     "InvalidInput",
+    "InverseResult",
     "JobCancelled",
     "JobFailed",
     "MatrixFileError",
     "NinvError",
+    "NotConverged",
     "NotFound",
     "PayloadTooLarge",
     "ProgressCallback",

@@ -17,12 +17,14 @@ from client._base import (
     RETRY_STATUSES,
     USER_AGENT,
     BaseClient,
+    InverseResult,
     ProgressCallback,
     RequestSpec,
     SolveKwargs,
     build_options,
     error_from_response,
     is_retryable_exception,
+    not_converged,
     parse_model,
     parse_result,
     parse_retry_after,
@@ -32,7 +34,7 @@ from client._base import (
 )
 from client._wait import Waiter
 from client.errors import NinvError, ServerError
-from ninv.schemas import HistoryPoint, Job, JobList, JobStatus, SolveOptions, Summary
+from ninv.schemas import HistoryPoint, Job, JobList, JobStatus, SolveOptions
 
 __all__ = ["AsyncClient"]
 
@@ -209,8 +211,9 @@ class AsyncClient(BaseClient):
         waiter.stream_failed()
         return None
 
-    async def result(self, job_id: str) -> tuple[NDArray[Any], Summary]:
-        """The inverse and the summary of a succeeded job.
+    async def result(self, job_id: str) -> InverseResult:
+        """The inverse and the summary of a finished job, as `InverseResult(inverse, summary)`
+        (it unpacks as `inverse, summary = ...`); `summary.converged` says if it is usable.
 
         Raises Conflict while it runs, JobFailed or JobCancelled when it ended without one.
         """
@@ -219,7 +222,7 @@ class AsyncClient(BaseClient):
             summary = (await self.get(job_id)).summary
             if summary is None:
                 raise ServerError(f"job {job_id} has a result but no summary")
-        return inverse, summary
+        return InverseResult(inverse, summary)
 
     async def cancel(self, job_id: str) -> Job:
         """Ask the job to stop: a queued job is cancelled at once, a running one soon after.
@@ -270,17 +273,22 @@ class AsyncClient(BaseClient):
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        allow_unconverged: bool = False,
         **kwargs: Unpack[SolveKwargs],
     ) -> NDArray[Any]:
         """Submit, wait and return the inverse in one call.
 
-        Raises JobFailed or JobCancelled when the job ends without a result, WaitTimeout after
-        `timeout` seconds.
+        Raises NotConverged (carrying `inverse` and `summary`) when the job finished without
+        reaching its tolerance, unless `allow_unconverged`; JobFailed or JobCancelled when the
+        job ends without a result; WaitTimeout after `timeout` seconds.
         """
         job = await self.submit(matrix, options, **kwargs)
         job = await self.wait(job.id, timeout=timeout, on_progress=on_progress)
         error: NinvError | None = result_error(job)
         if error is not None:
             raise error
-        inverse, _ = await self.result(job.id)
-        return inverse
+        result = await self.result(job.id)
+        unusable = None if allow_unconverged else not_converged(job.id, result)
+        if unusable is not None:
+            raise unusable
+        return result.inverse

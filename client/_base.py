@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypedDict, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar
 
 import httpx
 import numpy as np
@@ -29,6 +29,7 @@ from client.errors import (
     JobCancelled,
     JobFailed,
     NinvError,
+    NotConverged,
     NotFound,
     PayloadTooLarge,
     ServerError,
@@ -59,6 +60,7 @@ __all__ = [
     "RETRY_STATUSES",
     "USER_AGENT",
     "BaseClient",
+    "InverseResult",
     "ProgressCallback",
     "RequestSpec",
     "RetryPolicy",
@@ -68,6 +70,7 @@ __all__ = [
     "encode_npy",
     "error_from_response",
     "is_retryable_exception",
+    "not_converged",
     "parse_model",
     "parse_result",
     "parse_retry_after",
@@ -90,6 +93,17 @@ ProgressCallback = Callable[[Progress], object]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+class InverseResult(NamedTuple):
+    """A finished job's inverse with its summary; unpacks as `inverse, summary = ...`.
+
+    `summary.converged` says whether the inverse is usable (its residual is within `tol`);
+    `summary.reason` and `summary.warnings` say why not, and what to do.
+    """
+
+    inverse: NDArray[Any]
+    summary: Summary
+
+
 class SolveKwargs(TypedDict, total=False):
     """The solve options `submit` and `invert` take as keyword arguments (see SolveOptions)."""
 
@@ -100,6 +114,7 @@ class SolveKwargs(TypedDict, total=False):
     dtype: DType
     device: str
     seed: int
+    stall_window: int
     aux: bool
 
 
@@ -375,6 +390,13 @@ def result_error(job: Job) -> NinvError | None:
     if job.status == JobStatus.cancelled:
         return JobCancelled(f"job {job.id} was cancelled", job=job)
     return None
+
+
+def not_converged(job_id: str, result: InverseResult) -> NotConverged | None:
+    """NotConverged for a result whose residual is not within its tolerance, else None."""
+    if result.summary.converged:
+        return None
+    return NotConverged(job_id, result.inverse, result.summary)
 
 
 class BaseClient:

@@ -43,7 +43,7 @@ def progress_line(progress: Progress) -> str:
 
 
 def describe(job: Job) -> str:
-    """One line on how a job ended (or where it is)."""
+    """One line on how a job ended (or where it is), then one line per warning."""
     summary = job.summary
     if job.status == JobStatus.failed:
         return f"job {job.id} failed: {job.error or 'no reason given'}"
@@ -52,14 +52,16 @@ def describe(job: Job) -> str:
             return f"job {job.id} was cancelled"
         return f"job {job.id} is {job.status.value}"
     verb = "was cancelled" if job.status == JobStatus.cancelled else job.status.value
+    if job.status == JobStatus.succeeded and not summary.converged:
+        verb = "finished without reaching its tolerance"
     text = (
         f"job {job.id} {verb} after {summary.iterations} iterations ({summary.reason}): "
         f"loss {num(summary.loss)}, residual {num(summary.residual)}, "
         f"aux error {num(summary.aux_error)}, cond {num(summary.cond)}, "
         f"{summary.elapsed_s:.3g} s on {summary.device} ({summary.dtype})"
     )
-    if summary.warning:
-        text += f"; warning: {summary.warning}"
+    for warning in summary.warnings:
+        text += f"\n  warning: {warning}"
     return text
 
 

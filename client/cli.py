@@ -22,28 +22,42 @@ from client.errors import (
     JobCancelled,
     JobFailed,
     NinvError,
+    NotConverged,
     ServerError,
     WaitTimeout,
 )
 from client.formats import SUFFIXES, check_suffix, parse_matrix, read_matrix, write_matrix
 from ninv.schemas import DType, Job, JobStatus, Method, Result, Summary
 
-__all__ = ["EXIT_FAILED", "EXIT_SERVER", "EXIT_USAGE", "cli", "exit_code", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_SERVER",
+    "EXIT_UNCONVERGED",
+    "EXIT_USAGE",
+    "cli",
+    "exit_code",
+    "main",
+]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SERVER = 3
+EXIT_UNCONVERGED = 4
 EXIT_INTERRUPTED = 130
 
 EPILOG = f"""\b
 Exit codes:
   0  done: the command did what it was asked (for submit --wait, watch
-     and result: the job succeeded)
+     and result: the job succeeded and converged: its residual is
+     within its tolerance)
   1  the job failed or was cancelled (result still saves a cancelled
      job's best W, and says so)
   2  bad usage, a bad input file, or a request the server rejected
      (unknown job, wrong key, invalid matrix, job not finished yet)
   3  server or connection error (unreachable, 5xx, timed out)
+  4  the job finished without reaching its tolerance: the inverse may
+     be unusable (its summary's reason and warnings say why); it is
+     still printed or saved; --allow-unconverged exits 0 instead
 
 \b
 Matrix files by extension: {", ".join(SUFFIXES)}.
@@ -57,6 +71,8 @@ def exit_code(error: NinvError) -> int:
     """The exit code for a library error."""
     if isinstance(error, JobFailed | JobCancelled):
         return EXIT_FAILED
+    if isinstance(error, NotConverged):
+        return EXIT_UNCONVERGED
     if isinstance(error, ServerError | WaitTimeout):
         return EXIT_SERVER
     return EXIT_USAGE
@@ -215,14 +231,29 @@ def _follow(client: Client, job_id: str, *, as_json: bool, timeout: float | None
         raise CliError(f"{error}; {notice}" if notice else str(error), EXIT_SERVER) from None
 
 
-def _finish(job: Job) -> None:
-    """Exit 1 unless the job succeeded."""
+def _unconverged(summary: Summary | None, allow_unconverged: bool) -> None:
+    """Exit 4 for a job that finished without reaching its tolerance, unless it is allowed."""
+    if summary is None or summary.converged or allow_unconverged:
+        return
+    click.echo(
+        f"ninv-client: note: the job finished without reaching its tolerance ({summary.reason}, "
+        f"residual {num(summary.residual)}, tol {num(summary.tol)}); --allow-unconverged "
+        "accepts it",
+        err=True,
+    )
+    raise click.exceptions.Exit(EXIT_UNCONVERGED)
+
+
+def _finish(job: Job, allow_unconverged: bool) -> None:
+    """Exit 1 unless the job succeeded, 4 if it did without reaching its tolerance."""
     if job.status != JobStatus.succeeded:
         raise click.exceptions.Exit(EXIT_FAILED)
+    _unconverged(job.summary, allow_unconverged)
 
 
-def _partial(summary: Summary) -> None:
-    """A cancelled job keeps its best W: say that it is not a finished inverse, and exit 1."""
+def _partial(summary: Summary, allow_unconverged: bool) -> None:
+    """A cancelled job keeps its best W: say that it is not a finished inverse, and exit 1; an
+    unconverged one exits 4 (unless allowed)."""
     if summary.reason == "cancelled":
         click.echo(
             f"ninv-client: note: the job was cancelled; this is its best W after "
@@ -230,9 +261,12 @@ def _partial(summary: Summary) -> None:
             err=True,
         )
         raise click.exceptions.Exit(EXIT_FAILED)
+    _unconverged(summary, allow_unconverged)
 
 
-def _save_result(client: Client, job_id: str, output: Path, *, as_json: bool) -> None:
+def _save_result(
+    client: Client, job_id: str, output: Path, *, as_json: bool, allow_unconverged: bool
+) -> None:
     inverse, summary = client.result(job_id)
     write_matrix(output, inverse)
     if as_json:
@@ -240,7 +274,16 @@ def _save_result(client: Client, job_id: str, output: Path, *, as_json: bool) ->
     else:
         shape = " x ".join(str(d) for d in inverse.shape)
         click.echo(f"wrote the {shape} inverse to {output}")
-    _partial(summary)
+    _partial(summary, allow_unconverged)
+
+
+def allow_unconverged_option(command: F) -> F:
+    """The `--allow-unconverged` flag of the commands that end on a job's result."""
+    return click.option(
+        "--allow-unconverged",
+        is_flag=True,
+        help="Exit 0, not 4, when the job finished without reaching its tolerance.",
+    )(command)
 
 
 @click.group(
@@ -279,6 +322,21 @@ def _parse_count(ctx: click.Context, param: click.Parameter, value: str | None) 
     return int(number)
 
 
+def _parse_stall_window(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> int | None:
+    """A whole number of steps >= 0 (0: off), also as a float literal: `20000`, `2e4`."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number") from None
+    if not number.is_integer() or number < 0:
+        raise click.BadParameter(f"{value!r} is not a whole number of at least 0 (0: off)")
+    return int(number)
+
+
 def _read_input(file: str, fmt: str | None) -> Any:
     """The matrix from FILE, or from standard input for `-`, in the format --format names."""
     if file != "-":
@@ -314,6 +372,13 @@ def _read_input(file: str, fmt: str | None) -> Any:
     metavar="START:LR,...",
     help='Learning-rate stages, e.g. "0:0.05,10000:0.025".',
 )
+@click.option(
+    "--stall-window",
+    callback=_parse_stall_window,
+    metavar="N",
+    help="Stop as stalled when the residual has not improved by 0.1% in N steps; 0 turns the "
+    "stall stop off (adam and gd default: 20000).",
+)
 @click.option("--aux/--no-aux", default=None, help="Report the aux error against inv(X).")
 @click.option("--wait", is_flag=True, help="Follow the job until it ends.")
 @click.option(
@@ -324,6 +389,7 @@ def _read_input(file: str, fmt: str | None) -> Any:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Wait, then save."
 )
+@allow_unconverged_option
 @json_option
 @click.pass_context
 def submit(
@@ -337,10 +403,12 @@ def submit(
     device: str | None,
     seed: int | None,
     lr_schedule: list[tuple[int, float]] | None,
+    stall_window: int | None,
     aux: bool | None,
     wait: bool,
     timeout: float | None,
     output: Path | None,
+    allow_unconverged: bool,
     as_json: bool,
 ) -> None:
     """Submit FILE (- reads standard input) for inversion; print the job id (with -o, wait
@@ -356,6 +424,7 @@ def submit(
         "device": device,
         "seed": seed,
         "lr_schedule": lr_schedule,
+        "stall_window": stall_window,
         "aux": aux,
     }
     job = client.submit(matrix, **{k: v for k, v in options.items() if v is not None})
@@ -368,12 +437,12 @@ def submit(
         return
     job = _follow(client, job.id, as_json=as_json, timeout=timeout)
     if output is not None and job.status == JobStatus.succeeded:
-        _save_result(client, job.id, output, as_json=as_json)
         if not as_json:
             click.echo(describe(job))
+        _save_result(client, job.id, output, as_json=as_json, allow_unconverged=allow_unconverged)
     else:
         click.echo(job.model_dump_json() if as_json else describe(job))
-    _finish(job)
+    _finish(job, allow_unconverged)
 
 
 @cli.command()
@@ -389,13 +458,21 @@ def status(ctx: click.Context, job_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("job_id", metavar="JOB")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
+@allow_unconverged_option
 @json_option
 @click.pass_context
-def watch(ctx: click.Context, job_id: str, timeout: float | None, as_json: bool) -> None:
-    """Follow a job with a live progress bar until it ends; exit 1 unless it succeeded."""
+def watch(
+    ctx: click.Context,
+    job_id: str,
+    timeout: float | None,
+    allow_unconverged: bool,
+    as_json: bool,
+) -> None:
+    """Follow a job with a live progress bar until it ends; exit 1 unless it succeeded, 4 if
+    it did without reaching its tolerance."""
     job = _follow(_client(ctx), job_id, as_json=as_json, timeout=timeout)
     click.echo(job.model_dump_json() if as_json else describe(job))
-    _finish(job)
+    _finish(job, allow_unconverged)
 
 
 @cli.command()
@@ -403,14 +480,18 @@ def watch(ctx: click.Context, job_id: str, timeout: float | None, as_json: bool)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Save it here."
 )
+@allow_unconverged_option
 @json_option
 @click.pass_context
-def result(ctx: click.Context, job_id: str, output: Path | None, as_json: bool) -> None:
-    """Fetch a finished job's inverse: into -o OUT (format by extension), else to stdout."""
+def result(
+    ctx: click.Context, job_id: str, output: Path | None, allow_unconverged: bool, as_json: bool
+) -> None:
+    """Fetch a finished job's inverse: into -o OUT (format by extension), else to stdout; exit
+    4 if it did not reach its tolerance."""
     _check_output(output)
     client = _client(ctx)
     if output is not None:
-        _save_result(client, job_id, output, as_json=as_json)
+        _save_result(client, job_id, output, as_json=as_json, allow_unconverged=allow_unconverged)
         return
     inverse, summary = client.result(job_id)
     if as_json:
@@ -419,7 +500,7 @@ def result(ctx: click.Context, job_id: str, output: Path | None, as_json: bool) 
         rows = inverse.reshape(-1, inverse.shape[-1]) if inverse.ndim > 1 else inverse[None]
         for row in np.asarray(rows, dtype=np.float64).tolist():
             click.echo(" ".join(repr(value) for value in row))
-    _partial(summary)
+    _partial(summary, allow_unconverged)
 
 
 @cli.command()

@@ -6,10 +6,12 @@ status (`status`), and a one-line message (`str(error)`) that the CLI prints as 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ninv.schemas import Job, Problem
+    from numpy.typing import NDArray
+
+    from ninv.schemas import Job, Problem, Summary
 
 __all__ = [
     "Conflict",
@@ -18,6 +20,7 @@ __all__ = [
     "JobFailed",
     "MatrixFileError",
     "NinvError",
+    "NotConverged",
     "NotFound",
     "PayloadTooLarge",
     "ServerError",
@@ -111,6 +114,26 @@ class JobFailed(_JobEnded):
 
 class JobCancelled(_JobEnded):
     """The job was cancelled before it produced a result."""
+
+
+class NotConverged(NinvError):
+    """The job finished (succeeded) but its residual is not within its tolerance: the inverse
+    may be unusable. `inverse` and `summary` hold what it got (`summary.reason` and
+    `summary.warnings` say why, and what to do); pass `allow_unconverged=True` to `invert` to
+    take such a result without this error."""
+
+    def __init__(self, job_id: str, inverse: NDArray[Any], summary: Summary) -> None:
+        why = f" ({summary.warnings[0]})" if summary.warnings else ""
+        residual = "unknown" if summary.residual is None else f"{summary.residual:.3g}"
+        super().__init__(
+            f"job {job_id} finished without reaching its tolerance: {summary.reason}, residual "
+            f"{residual} > tol {summary.tol:g}{why}"
+            if summary.tol is not None
+            else f"job {job_id} finished without converging: {summary.reason}{why}"
+        )
+        self.job_id = job_id
+        self.inverse = inverse
+        self.summary = summary
 
 
 class MatrixFileError(NinvError, ValueError):

@@ -51,7 +51,9 @@ __all__ = [
 
 Method = Literal["adam", "gd", "cg", "newton-schulz", "exact"]
 DType = Literal["float32", "float64"]
-StopReason = Literal["converged", "max_iter", "stalled", "diverged", "cancelled"]
+StopReason = Literal[
+    "converged", "max_iter", "stalled", "diverged", "cancelled", "singular", "precision_floor"
+]
 
 #: The largest max_iter a job may ask for: past this a request is a mistake, not a plan.
 MAX_ITER_LIMIT = 100_000_000
@@ -100,7 +102,9 @@ class SolveOptions(BaseModel):
 
     `max_iter` and `tol` left unset take the method's default (for `adam`, the original
     configuration: 100,000 steps and no tolerance stop). `lr_schedule` applies to `adam` and `gd`:
-    (start_iteration, lr) stages, the first starting at 0.
+    (start_iteration, lr) stages, the first starting at 0. `stall_window` left unset takes the
+    method's stall stop (adam and gd: stop as stalled when the best residual has not improved by
+    0.1% in 20,000 steps); 0 turns it off, so that every step up to max_iter runs.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,6 +116,7 @@ class SolveOptions(BaseModel):
     dtype: DType = "float32"
     device: Device = "auto"
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+    stall_window: Annotated[int, Field(ge=0, le=MAX_ITER_LIMIT)] | None = None
     aux: bool = True
 
     @model_validator(mode="before")
@@ -184,32 +189,42 @@ class MatrixSummary(BaseModel):
     loss: float | None
     residual: float | None
     aux_error: float | None
-    converged: bool
-    reason: StopReason
+    converged: bool = Field(description="the residual is within tol: the inverse is usable")
+    reason: StopReason = Field(
+        description="why it stopped: converged, max_iter, stalled, diverged or cancelled; a stop "
+        "short of tol whose cause is known is singular (no inverse exists) or precision_floor "
+        "(rounding in this dtype stopped it)"
+    )
+    tol: float | None = Field(
+        default=None,
+        description="the residual tolerance `converged` was judged against: the job's tol, or "
+        "for a run without a tolerance stop (adam's default, exact) 1e-4 in float32, 1e-10 in "
+        "float64",
+    )
     cond: float | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the outcome means and what to do, judged after the run; empty when "
+        "it converged",
+    )
 
 
-class Summary(BaseModel):
-    """What a finished solve reports: how far it got and why it stopped.
+class Summary(MatrixSummary):
+    """What a finished solve reports: whether its inverse is usable, how far it got, and why.
 
+    `converged` is the one field a program needs: true when the final residual is within `tol`.
+    A job that `succeeded` ran to a stop; only a converged one reached its tolerance.
     For a (b, n, n) job the top-level figures are the worst over its matrices (largest loss,
-    residual, aux error, iterations and cond; converged only if all did) and `matrices` holds
-    each one's own.
+    residual, aux error, iterations and cond; converged only if all did; the warnings of each
+    matrix, prefixed "matrix i: ") and `matrices` holds each one's own.
     """
 
     method: Method
-    iterations: int
     max_iter: int
-    loss: float | None
-    residual: float | None
-    aux_error: float | None
-    converged: bool
-    reason: StopReason
     cond: float | None = Field(description="condition-number estimate of the input")
     device: str
     dtype: DType
     elapsed_s: float
-    warning: str | None = None
     matrices: list[MatrixSummary] | None = None
 
 

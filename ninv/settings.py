@@ -84,7 +84,11 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="how often a running job reports progress"
     )
     history_max_points: int = Field(
-        default=500, ge=10, description="points kept of a job's loss curve (log-spaced)"
+        default=2000,
+        ge=10,
+        le=10_000,  # the solver keeps at most 10,000 points of a curve while it runs
+        description="points kept of a job's loss curve: a point per check, thinned evenly in "
+        "log-iteration to this many",
     )
     device: str = Field(default="auto", description="a worker's device: auto, cpu or cuda:N")
     batch_max: int = Field(

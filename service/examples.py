@@ -30,6 +30,7 @@ _OPTIONS = {
     "dtype": "float32",
     "device": "auto",
     "seed": None,
+    "stall_window": None,
     "aux": True,
 }
 
@@ -42,11 +43,15 @@ _SUMMARY = {
     "aux_error": 0.21,
     "converged": False,
     "reason": "max_iter",
+    "tol": 1e-4,
     "cond": 412.7,
     "device": "cuda:0",
     "dtype": "float32",
     "elapsed_s": 41.3,
-    "warning": None,
+    "warnings": [
+        "adam stopped after 100000 iterations at residual 0.047, above tol 0.0001: at cond 413 "
+        "adam needs ~cond^2 x ln(1/tol) = 1.57e+06 steps; use method='newton-schulz' or 'cg'"
+    ],
 }
 
 _PROGRESS = {

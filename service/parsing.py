@@ -322,7 +322,7 @@ def _options_from_query(query: Sequence[tuple[str, str]]) -> SolveOptions:
                 "e.g. [[0, 0.05], [10000, 0.025]]",
                 ("query", "lr_schedule"),
             )
-    for name in ("seed", "max_iter", "tol"):
+    for name in ("seed", "max_iter", "tol", "stall_window"):
         if raw.get(name) in ("", "null"):
             raw[name] = None
     return _options(raw, ("query",))

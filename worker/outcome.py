@@ -23,7 +23,9 @@ def _matrix_summary(solution: Solution) -> MatrixSummary:
         aux_error=finite(solution.aux_error),
         converged=solution.converged,
         reason=solution.reason,
+        tol=solution.tol,
         cond=finite(solution.cond),
+        warnings=list(solution.warnings),
     )
 
 
@@ -45,11 +47,11 @@ def summarise(solution: Solution | BatchSolution) -> Summary:
             device=solution.device,
             dtype=solution.dtype,
             elapsed_s=solution.elapsed_s,
-            warning=solution.warning,
         )
     sols = solution.solutions
     matrices = [_matrix_summary(s) for s in sols]
-    warnings = [f"matrix {i}: {s.warning}" for i, s in enumerate(sols) if s.warning]
+    warnings = [f"matrix {i}: {w}" for i, s in enumerate(sols) for w in s.warnings]
+    tols = [s.tol for s in sols if s.tol is not None]
     return Summary(
         iterations=max(m.iterations for m in matrices),
         loss=_worst([m.loss for m in matrices]),
@@ -57,6 +59,7 @@ def summarise(solution: Solution | BatchSolution) -> Summary:
         aux_error=_worst([m.aux_error for m in matrices]),
         converged=all(m.converged for m in matrices),
         reason=matrices[_worst_index(matrices)].reason,
+        tol=max(tols) if tols else None,
         cond=_worst([m.cond for m in matrices]),
         matrices=matrices,
         method=sols[0].method,
@@ -64,7 +67,7 @@ def summarise(solution: Solution | BatchSolution) -> Summary:
         device=sols[0].device,
         dtype=sols[0].dtype,
         elapsed_s=solution.elapsed_s,
-        warning="; ".join(warnings) if warnings else None,
+        warnings=warnings,
     )
 
 

@@ -32,6 +32,7 @@ from worker.solver import (
     SolverError,
     invert,
     solve_batch,
+    thin,
 )
 
 __all__ = ["JobRunner"]
@@ -139,6 +140,7 @@ class JobRunner:
             dtype=options.dtype,
             device=self._device(item.job),
             seed=options.seed,
+            stall_window=options.stall_window,
             aux=options.aux,
             on_progress=lambda point: self._report([(item, point)])[0],
             progress_every_s=self._settings.progress_every_s,
@@ -167,6 +169,7 @@ class JobRunner:
                     tol=job.options.tol,
                     lr_schedule=job.options.lr_schedule,
                     seed=job.options.seed,
+                    stall_window=job.options.stall_window,
                 )
                 for job in jobs
             ],
@@ -230,7 +233,9 @@ class JobRunner:
             summary=summary,
             result=to_npy(solution.inverse),
             error=error,
-            history=item.progress.final_history(curve(solution)),
+            history=thin(
+                item.progress.final_history(curve(solution)), self._settings.history_max_points
+            ),
         )
 
     def _store_solutions(self, done: Sequence[tuple[_Running, Solution | BatchSolution]]) -> None:

@@ -43,7 +43,12 @@ def test_matches_numpy(problem: Problem, method: str, dtype: str) -> None:
     assert sol.inverse.dtype == np.dtype(dtype)
     assert sol.inverse.shape == x.shape
     assert sol.cond == pytest.approx(problem.cond, rel=1e-6)
-    assert sol.converged and sol.reason == "converged"
+    if method == "exact" and dtype == "float32" and sol.residual > 1e-4:
+        # LU in float32 can end just above the usable tolerance: said so, not called converged.
+        assert not sol.converged and sol.reason == "precision_floor" and sol.tol == 1e-4
+        assert "use dtype='float64'" in sol.warnings[0]
+    else:
+        assert sol.converged and sol.reason == "converged" and sol.warnings == ()
     assert sol.method == method and sol.dtype == dtype and sol.device == "cpu"
 
 
@@ -56,7 +61,7 @@ def test_gradient_methods_reach_well_conditioned_inverse(method: str, dtype: str
     assert sol.reason == "converged", sol
     np.testing.assert_allclose(sol.inverse, np.linalg.inv(x), atol=1e-3 * np.abs(x).max() * 10)
     assert sol.residual <= 1e-4
-    assert sol.warning is None
+    assert sol.warnings == ()
 
 
 # Family seeds and their cond: 1: 3.7e2, 3: 1.4e3, 16: 9.7e2, 4: 4.1e3, 7: 1.4e5, 2: 5.2e5.
@@ -85,5 +90,6 @@ def test_ill_conditioned_warns_and_names_a_better_method() -> None:
 
     x = with_cond(8, 1e6, 0)
     sol = invert(x, "adam", dtype="float64", device="cpu", seed=0, max_iter=100)
-    assert sol.warning is not None and "newton-schulz" in sol.warning
+    assert sol.reason == "max_iter" and not sol.converged
+    assert "newton-schulz" in sol.warnings[0] and "cond^2" in sol.warnings[0]
     assert sol.cond == pytest.approx(1e6, rel=1e-6)

@@ -18,6 +18,7 @@ from ._api import (
     solve_batch,
 )
 from ._engine import StopRule
+from ._history import HISTORY_KEEP, thin
 from ._problem import (
     DEFAULT_MAX_N,
     DTYPES,
@@ -31,6 +32,7 @@ from ._problem import (
 from ._schedule import DEFAULT_LR_SCHEDULE
 from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
 from ._threads import SINGLE_THREAD_MAX_ENTRIES
+from ._verdict import USABLE_TOL
 
 __all__ = [
     "BETA1",
@@ -43,9 +45,11 @@ __all__ = [
     "DEFAULT_TOL",
     "DTYPES",
     "EPS",
+    "HISTORY_KEEP",
     "METHODS",
     "REASONS",
     "SINGLE_THREAD_MAX_ENTRIES",
+    "USABLE_TOL",
     "BatchSolution",
     "DType",
     "HistoryPoint",
@@ -58,4 +62,5 @@ __all__ = [
     "StopRule",
     "invert",
     "solve_batch",
+    "thin",
 ]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from ._problem import (
     check_max_iter,
     check_method,
     check_seeds,
+    check_stall_window,
     check_tol,
     resolve_device,
     torch_dtype,
@@ -35,6 +38,7 @@ from ._schedule import DEFAULT_LR_SCHEDULE, LrSchedule, parse_schedule
 from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
 from ._spectrum import Spectrum, spectrum
 from ._threads import threads_for
+from ._verdict import judge
 
 __all__ = [
     "DEFAULT_MAX_ITER",
@@ -63,9 +67,12 @@ DEFAULT_TOL: dict[Method, dict[DType, float | None]] = {
     "exact": {"float32": None, "float64": None},
 }
 #: Stall rule per method: stop as "stalled" when the best residual has not fallen by the
-#: relative margin within the window of iterations. adam's window is wide so that the original
-#: configuration runs its full budget unless truly stuck. newton-schulz's window starts only after
-#: the ~2 log2(cond) steps its slowest direction needs to leave its plateau.
+#: relative margin within the window of iterations (a solve's `stall_window` overrides the
+#: window; 0 turns the stall stop off). adam's window is wide so that the original
+#: configuration runs its full budget unless truly stuck, but it is on by default: a stuck
+#: original run (its residual flat for 20,000 steps) stops early; stall_window=0 reproduces the
+#: original step for step. newton-schulz's window starts only after the ~2 log2(cond) steps its
+#: slowest direction needs to leave its plateau.
 DEFAULT_STALL: dict[Method, StopRule] = {
     "adam": StopRule(window=20_000, rel=1e-3),
     "gd": StopRule(window=20_000, rel=1e-3),
@@ -88,6 +95,7 @@ def invert(
     dtype: str = "float32",
     device: str = "auto",
     seed: int | None = None,
+    stall_window: int | None = None,
     aux: bool = True,
     on_progress: Progress | None = None,
     progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
@@ -114,6 +122,8 @@ def invert(
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         seed: seed of the random start (adam, gd); None draws one (reported in the result).
             A batch uses the same seed for every matrix.
+        stall_window: stop as "stalled" when the best residual has not improved by 0.1% within
+            this many steps; 0 turns the stall stop off; None takes `DEFAULT_STALL[method]`.
         aux: also report the aux error mean((W - inv(X))^2) against the exact inverse.
         on_progress: called about every `progress_every_s` seconds (at stopping checks) with a
             `ProgressPoint`; for a batch its loss, residual and aux error are the worst over the
@@ -124,15 +134,20 @@ def invert(
     Stopping (tol, stall per `DEFAULT_STALL`, divergence = a non-finite residual) is judged at
     checks: every 64 steps for adam and gd, every 4 for cg, every step for newton-schulz, and at
     max_iter. Converged and max_iter return the last W; stalled, diverged and cancelled return
-    the best W seen at a check. A singular matrix makes "exact" raise; the iterative methods
-    return with cond = inf, a warning, and reason "stalled" or "max_iter".
+    the best W seen at a check. The outcome is then judged (`_verdict.judge`): `converged` when
+    the residual is within tol, a stop short of it re-named "singular" or "precision_floor"
+    where that is its cause, and warnings that say what to do. A singular matrix makes "exact"
+    raise; the iterative methods return with cond = inf and reason "singular" (cg and
+    newton-schulz: close to the pseudo-inverse).
 
     Raises:
         SolverError: bad input (shape, values, options), or a singular matrix for "exact".
     """
     shape = _shape_of(matrix)
     batched = len(shape) == 3
-    opts = ItemOptions(max_iter=max_iter, tol=tol, lr_schedule=lr_schedule, seed=seed)
+    opts = ItemOptions(
+        max_iter=max_iter, tol=tol, lr_schedule=lr_schedule, seed=seed, stall_window=stall_window
+    )
     cb: BatchProgress | None = None
     if on_progress is not None:
         user = on_progress
@@ -182,8 +197,9 @@ def solve_batch(
 
     Args:
         matrices: (b, n, n) NumPy array or torch tensor (an (n, n) matrix is a batch of one).
-        items: one `ItemOptions` per matrix (max_iter, tol, lr_schedule, seed; None fields take
-            the method's defaults); None gives every matrix the defaults and its own random seed.
+        items: one `ItemOptions` per matrix (max_iter, tol, lr_schedule, seed, stall_window;
+            None fields take the method's defaults); None gives every matrix the defaults and its
+            own random seed.
         method, dtype, device, aux, progress_every_s, max_n: as for `invert`.
         on_progress: called about every `progress_every_s` seconds with [(index, ProgressPoint)]
             for the live matrices; return False to cancel all, or a collection of indices to
@@ -235,45 +251,69 @@ def _solve(
     tdtype = torch_dtype(dtype)
     dname: DType = "float32" if tdtype == torch.float32 else "float64"
     dev = resolve_device(device)
-    if isinstance(progress_every_s, bool) or not isinstance(progress_every_s, int | float):
-        raise SolverError(f"progress_every_s must be a number >= 0, not {progress_every_s!r}")
-    if not (progress_every_s >= 0 and math.isfinite(progress_every_s)):
-        raise SolverError(f"progress_every_s must be a finite number >= 0, not {progress_every_s}")
+    _check_progress_every(progress_every_s)
     limit = DEFAULT_MAX_N if max_n is None else max_n
     x = as_matrix(matrix, dtype=tdtype, device=dev, max_n=limit)
     b, n = x.shape[0], x.shape[-1]
     tasks_opts = [_resolve(meth, dname, opt) for opt in _per_matrix(items, meth, b)]
-
+    done = _Judged([opt.stall_window for opt in tasks_opts], on_items_done)
     with torch.inference_mode(), threads_for(b * n * n):
         spec = spectrum(x)
         if meth == "exact":
-            return _exact(x, spec, tasks_opts, dname, aux, on_items_done, t0)
-        inv_ref, ok = reference_inverse(x) if aux else (None, [False] * b)
-        ok = [good and not sing for good, sing in zip(ok, spec.singular, strict=True)]
+            sols = _exact(x, spec, tasks_opts, dname, aux, t0)
+            done(list(enumerate(sols)))
+            return done.solutions()
         tasks = [
             Task(
-                max_iter=mi,
-                tol=tl,
-                schedule=sc,
-                seed=sd,
+                max_iter=opt.max_iter,
+                tol=opt.tol,
+                schedule=opt.schedule,
+                seed=opt.seed,
                 cond=spec.cond[i],
-                warning=_warning(meth, dname, n, spec.cond[i], mi, tl),
+                stall_window=opt.stall_window,
             )
-            for i, (mi, tl, sc, sd) in enumerate(tasks_opts)
+            for i, opt in enumerate(tasks_opts)
         ]
-        return run(
+        inv_ref, ok = reference_inverse(x) if aux else (None, [False] * b)
+        run(
             _stepper(meth, x, tasks, spec),
             tasks,
             method=meth,
             dtype=dname,
             rule=DEFAULT_STALL[meth],
             inv_ref=inv_ref,
-            aux_ok=ok,
+            aux_ok=[good and not sing for good, sing in zip(ok, spec.singular, strict=True)],
             on_progress=on_progress,
-            on_items_done=on_items_done,
+            on_items_done=done,
             progress_every_s=float(progress_every_s),
             t0=t0,
         )
+        return done.solutions()
+
+
+class _Judged:
+    """Judges every Solution (converged, cause, warnings: `_verdict.judge`) as it stops, before
+    `on_items_done` or the caller sees it."""
+
+    def __init__(self, stall_windows: list[int], on_items_done: ItemsDone | None) -> None:
+        self._windows, self._on_items_done = stall_windows, on_items_done
+        self._judged: dict[int, Solution] = {}
+
+    def __call__(self, stopped: list[tuple[int, Solution]]) -> None:
+        now = [(i, judge(sol, stall_window=self._windows[i])) for i, sol in stopped]
+        self._judged.update(now)
+        if self._on_items_done is not None:
+            self._on_items_done(now)
+
+    def solutions(self) -> list[Solution]:
+        return [self._judged[i] for i in range(len(self._windows))]
+
+
+def _check_progress_every(progress_every_s: object) -> None:
+    if isinstance(progress_every_s, bool) or not isinstance(progress_every_s, int | float):
+        raise SolverError(f"progress_every_s must be a number >= 0, not {progress_every_s!r}")
+    if not (progress_every_s >= 0 and math.isfinite(progress_every_s)):
+        raise SolverError(f"progress_every_s must be a finite number >= 0, not {progress_every_s}")
 
 
 def _per_matrix(
@@ -294,16 +334,26 @@ def _per_matrix(
 
 
 def _with_seed(opt: ItemOptions, seed: int) -> ItemOptions:
-    return ItemOptions(max_iter=opt.max_iter, tol=opt.tol, lr_schedule=opt.lr_schedule, seed=seed)
+    return dataclasses.replace(opt, seed=seed)
 
 
-def _resolve(
-    meth: Method, dtype: DType, opt: ItemOptions
-) -> tuple[int, float | None, LrSchedule | None, int | None]:
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """One matrix's options with the method's defaults filled in."""
+
+    max_iter: int
+    tol: float | None
+    schedule: LrSchedule | None
+    seed: int | None
+    stall_window: int
+
+
+def _resolve(meth: Method, dtype: DType, opt: ItemOptions) -> _Resolved:
     if not isinstance(opt, ItemOptions):
         raise SolverError(f"batch item options must be ItemOptions, not {type(opt).__name__}")
     max_iter = DEFAULT_MAX_ITER[meth] if opt.max_iter is None else check_max_iter(opt.max_iter)
     tol = DEFAULT_TOL[meth][dtype] if opt.tol is None else check_tol(opt.tol)
+    window = check_stall_window(opt.stall_window)
     check_seeds([opt.seed])
     schedule: LrSchedule | None = None
     seed: int | None = None
@@ -315,7 +365,8 @@ def _resolve(
             schedule = parse_schedule(DEFAULT_LR_SCHEDULE)
     elif opt.lr_schedule is not None:
         parse_schedule(opt.lr_schedule)  # still reject a malformed one
-    return max_iter, tol, schedule, seed
+    stall = DEFAULT_STALL[meth].window if window is None else window
+    return _Resolved(max_iter, tol, schedule, seed, stall)
 
 
 def _stepper(meth: Method, x: torch.Tensor, tasks: list[Task], spec: Spectrum) -> Stepper:
@@ -333,46 +384,12 @@ def _stepper(meth: Method, x: torch.Tensor, tasks: list[Task], spec: Spectrum) -
     return NewtonSchulzStepper(x, scaled_start(x, spec.smax_safe, spec.smin), spec.cond)
 
 
-def _warning(
-    meth: Method, dtype: DType, n: int, cond: float, max_iter: int, tol: float | None
-) -> str | None:
-    if math.isinf(cond):
-        return (
-            f"matrix is singular (cond inf): it has no inverse, and {meth} can at best reach a "
-            "least-squares approximation"
-        )
-    if cond * n * torch.finfo(torch_dtype(dtype)).eps >= 1.0:
-        return (
-            f"cond {cond:.3g}: the matrix is singular to {dtype} precision; "
-            "use dtype='float64'"
-            + (" and method='newton-schulz'" if meth != "newton-schulz" else "")
-        )
-    if meth in ("adam", "gd"):
-        # Gradient steps contract the slowest direction by ~(1 - 1/cond^2) per step.
-        need = cond * cond * (math.log(1.0 / tol) if tol is not None else 1.0)
-        if need > max_iter:
-            return (
-                f"cond {cond:.3g}: {meth} needs ~cond^2 = {cond * cond:.3g} steps"
-                f"{'' if tol is None else f' x ln(1/tol) to reach tol {tol:g}'}, more than "
-                f"max_iter={max_iter}; use method='newton-schulz' or 'cg'"
-            )
-    if meth == "cg" and tol is not None:
-        need = cond * math.log(2.0 / tol) / 2.0
-        if need > max_iter:
-            return (
-                f"cond {cond:.3g}: cg needs ~cond x ln(2/tol)/2 = {need:.3g} steps, more than "
-                f"max_iter={max_iter}; use method='newton-schulz'"
-            )
-    return None
-
-
 def _exact(
     x: torch.Tensor,
     spec: Spectrum,
-    opts: list[tuple[int, float | None, LrSchedule | None, int | None]],
+    opts: list[_Resolved],
     dtype: DType,
     aux: bool,
-    on_items_done: ItemsDone | None,
     t0: float,
 ) -> list[Solution]:
     n = x.shape[-1]
@@ -399,16 +416,13 @@ def _exact(
             cond=spec.cond[i],
             elapsed_s=time.perf_counter() - t0,
             history=(point,),
-            warning=None,
             method="exact",
             device=str(x.device),
             dtype=dtype,
-            max_iter=opts[i][0],
+            max_iter=opts[i].max_iter,
             seed=None,
         )
         out.append(sol)
-    if on_items_done is not None:
-        on_items_done(list(enumerate(out)))
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import torch
 
+from ._history import HISTORY_KEEP, thin
 from ._problem import DType, Method, StopReason
 from ._schedule import LrSchedule
 from ._solution import HistoryPoint, ProgressPoint, Solution
@@ -58,7 +59,10 @@ class Stepper(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StopRule:
-    """Stalled: the best residual has not fallen by a factor (1 - rel) within `window` steps."""
+    """Stalled: the best residual has not fallen by a factor (1 - rel) within `window` steps.
+
+    `window` is a method's default; a task's own `stall_window` overrides it (0: never stalls).
+    """
 
     window: int
     rel: float
@@ -73,7 +77,7 @@ class Task:
     schedule: LrSchedule | None
     seed: int | None
     cond: float
-    warning: str | None
+    stall_window: int
     history: list[HistoryPoint] = field(default_factory=list)
     best_res: float = math.inf
     ref_res: float = math.inf
@@ -81,6 +85,12 @@ class Task:
 
     def lr_at(self, iteration: int) -> float | None:
         return self.schedule.lr_at(iteration) if self.schedule is not None else None
+
+    def add_point(self, point: HistoryPoint) -> None:
+        """Append a point to the curve, which stays within 2 x HISTORY_KEEP points."""
+        self.history.append(point)
+        if len(self.history) > 2 * HISTORY_KEEP:
+            self.history = thin(self.history, HISTORY_KEEP)
 
     def judge(self, r: float, it: int, rule: StopRule) -> StopReason | None:
         """Why this matrix stops at a check with residual `r` after `it` steps, or None."""
@@ -94,7 +104,7 @@ class Task:
         if self.best_res < self.ref_res * (1.0 - rule.rel):
             # ref_it may start in the future (a warm-up during which no stall is judged).
             self.ref_res, self.ref_it = self.best_res, max(it, self.ref_it)
-        elif it - self.ref_it >= rule.window:
+        elif self.stall_window and it - self.ref_it >= self.stall_window:
             return "stalled"
         return None
 
@@ -112,7 +122,6 @@ class LoopState:
     best: torch.Tensor
     inv_ref: torch.Tensor | None
     it: int = 0
-    next_mark: int = 1  # the next iteration a log-spaced history point is due
     last_tick: float = -math.inf
     results: dict[int, Solution] = field(default_factory=dict)
 
@@ -234,12 +243,14 @@ class _Driver:
         self.stepper.step(it, target - it)
         state.it = it = target
         after = self.lrs(state, it)
-        if after != before:
-            self.stepper.set_lr([lr if lr is not None else 0.0 for lr in after])
         on_grid = it % every == 0
         # A matrix is judged on the grid and at its own budget's end only: exactly when it would
         # be judged if it were solved alone, so that batching never changes a result.
         due = [pos for pos, task in enumerate(active) if on_grid or it >= task.max_iter]
+        if after != before:
+            self.stepper.set_lr([lr if lr is not None else 0.0 for lr in after])
+            if not due:  # a point where the new stage starts, so that plots can mark it
+                self.record(state, _residuals(self.stepper.w, self.stepper.x))
         return on_grid, due
 
     def judge(self, state: LoopState, res: list[float], due: list[int]) -> dict[int, StopReason]:
@@ -265,17 +276,15 @@ class _Driver:
         lrs = self.lrs(state, it)
         for pos, i in enumerate(state.active):
             r = res[pos]
-            self.tasks[i].history.append(HistoryPoint(it, r * r / n, r, aux[pos], lrs[pos]))
+            self.tasks[i].add_point(HistoryPoint(it, r * r / n, r, aux[pos], lrs[pos]))
         return aux
 
     def tick(self, state: LoopState, res: list[float], stops: dict[int, StopReason]) -> None:
-        """At a check on the grid: a history point when a log-spaced one is due, and a progress
-        report when `progress_every_s` has passed (whose answer may cancel matrices)."""
+        """At a check on the grid: a history point (every check: the curve is thinned in
+        log-iteration later), and a progress report when `progress_every_s` has passed (whose
+        answer may cancel matrices)."""
         now = time.perf_counter()
         reporting = self.on_progress is not None and now - state.last_tick >= self.progress_every_s
-        if not reporting and state.it < state.next_mark:
-            return
-        state.next_mark = max(state.next_mark * 2, state.it + 1)
         aux = self.record(state, res)
         if reporting:
             state.last_tick = now
@@ -340,7 +349,7 @@ class _Driver:
         aux = _aux(w, ref, state.aux_ok[pos : pos + 1])[0]
         if not math.isfinite(r):
             r = math.inf
-        task.history.append(HistoryPoint(state.it, r * r / n, r, aux, task.lr_at(state.it - 1)))
+        task.add_point(HistoryPoint(state.it, r * r / n, r, aux, task.lr_at(state.it - 1)))
         return Solution(
             inverse=w[0].detach().cpu().numpy().copy(),
             iterations=state.it,
@@ -352,12 +361,12 @@ class _Driver:
             cond=task.cond,
             elapsed_s=time.perf_counter() - self.t0,
             history=tuple(task.history),
-            warning=task.warning,
             method=self.method,
             device=self.device,
             dtype=self.dtype,
             max_iter=task.max_iter,
             seed=task.seed,
+            tol=task.tol,
         )
 
     def compact(self, state: LoopState, stops: dict[int, StopReason]) -> None:

@@ -28,7 +28,8 @@ def exact_inverse(x: torch.Tensor, singular: list[bool], cond: list[float]) -> t
             n = x.shape[-1]
             raise SolverError(
                 f"matrix{where} is singular to {str(x.dtype).removeprefix('torch.')} precision "
-                f"(cond {cond[i]:.3g}, shape ({n}, {n})): it has no usable inverse"
+                f"(cond {cond[i]:.3g}, shape ({n}, {n})): it has no usable inverse; for the "
+                "least-squares (pseudo-)inverse use method='newton-schulz' with dtype='float64'"
             )
     out: torch.Tensor = inv
     return out

@@ -25,6 +25,7 @@ __all__ = [
     "check_max_iter",
     "check_method",
     "check_seeds",
+    "check_stall_window",
     "check_tol",
     "resolve_device",
     "torch_dtype",
@@ -32,7 +33,12 @@ __all__ = [
 
 Method = Literal["adam", "gd", "cg", "newton-schulz", "exact"]
 DType = Literal["float32", "float64"]
-StopReason = Literal["converged", "max_iter", "stalled", "diverged", "cancelled"]
+#: Why a matrix stopped. The engine stops as converged, max_iter, stalled, diverged or cancelled;
+#: the verdict (`_verdict.py`) then names the cause of a stop short of tol where it is known:
+#: singular (no inverse exists) or precision_floor (rounding in this dtype stopped it).
+StopReason = Literal[
+    "converged", "max_iter", "stalled", "diverged", "cancelled", "singular", "precision_floor"
+]
 
 METHODS: tuple[Method, ...] = get_args(Method)
 DTYPES: tuple[DType, ...] = get_args(DType)
@@ -109,6 +115,17 @@ def check_tol(tol: object) -> float | None:
     if not (0.0 < value < 1.0):
         raise SolverError(f"tol must lie in (0, 1), not {tol!r}")
     return value
+
+
+def check_stall_window(window: object) -> int | None:
+    """Return `window` if it is None or an int >= 0 (0: no stall stop), else raise `SolverError`."""
+    if window is None:
+        return None
+    if isinstance(window, bool) or not isinstance(window, int | np.integer):
+        raise SolverError(f"stall_window must be an integer >= 0, not {window!r}")
+    if window < 0:
+        raise SolverError(f"stall_window must be >= 0 (0 turns the stall stop off), not {window}")
+    return int(window)
 
 
 def _first_bad(values: np.ndarray[Any, Any]) -> tuple[int, ...]:

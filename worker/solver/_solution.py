@@ -23,12 +23,15 @@ class ItemOptions:
         tol: stop as converged once the residual ||WX - I||_F / sqrt(n) is <= tol.
         lr_schedule: (start_iteration, lr) stages (adam and gd only).
         seed: seed of this matrix's own generator for the random start (adam and gd).
+        stall_window: stop as stalled when the best residual has not improved within this many
+            steps; 0 turns the stall stop off (every step up to max_iter or tol runs).
     """
 
     max_iter: int | None = None
     tol: float | None = None
     lr_schedule: Sequence[tuple[int, float]] | None = None
     seed: int | None = None
+    stall_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +74,20 @@ class Solution:
         residual: ||WX - I||_F / sqrt(n).
         aux_error: mean((W - inv(X))^2) against the exact inverse; None when aux=False or X is
             singular.
-        converged: True when the residual reached tol (reason "converged").
-        reason: "converged", "max_iter", "stalled", "diverged" or "cancelled".
+        converged: True when the final residual is within `tol`: the inverse is usable.
+        reason: why it stopped: "converged", "max_iter", "stalled", "diverged", "cancelled",
+            or, for a stop short of tol whose cause is known, "singular" (X has no inverse)
+            or "precision_floor" (rounding in this dtype stopped it).
         cond: 2-norm condition number of X (inf when singular).
         elapsed_s: wall time from the start of the call to this matrix's stop.
-        history: loss-curve points (iteration 0, log-spaced checks, progress ticks, the end).
-        warning: a diagnostic (e.g. too ill-conditioned for the method), or None.
+        history: loss-curve points: iteration 0, every check, every lr stage change, the end
+            (thinned evenly in log-iteration past `HISTORY_KEEP` points).
+        warnings: what the outcome means and what to do, judged from how the solve ended
+            (`_verdict.py`); empty for a converged solve.
         method, device, dtype, max_iter: what ran.
         seed: the seed of the random start (None for methods that start deterministically).
+        tol: the residual tolerance `converged` was judged against: the solve's tol, or for a
+            solve without a tolerance stop (adam's default, exact) `USABLE_TOL[dtype]`.
     """
 
     inverse: np.ndarray[Any, Any]
@@ -91,12 +100,13 @@ class Solution:
     cond: float
     elapsed_s: float
     history: tuple[HistoryPoint, ...]
-    warning: str | None
     method: Method
     device: str
     dtype: DType
     max_iter: int
     seed: int | None = None
+    warnings: tuple[str, ...] = ()
+    tol: float | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -105,7 +115,7 @@ class BatchSolution:
 
     Fields:
         inverse: the b inverses stacked, shape (b, n, n).
-        solutions: each matrix's own `Solution` (its figures, reason, history, warning, seed).
+        solutions: each matrix's own `Solution` (its figures, reason, history, warnings, seed).
         elapsed_s: wall time of the whole call.
     """
 
