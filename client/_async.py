@@ -146,7 +146,7 @@ class AsyncClient(BaseClient):
         Args:
             matrix: an (n, n) array, or a (b, n, n) batch.
             options: solve options; keyword arguments (method, max_iter, tol, lr_schedule,
-                dtype, device, seed, aux) override its fields.
+                dtype, device, seed, stall_window, aux) override its fields.
             idempotency_key: reuse one to make a resubmission return the same job; by default a
                 fresh key per call, reused across this call's retries.
         """

@@ -10,12 +10,13 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, get_args
+from typing import Any, NoReturn, TypeVar, cast, get_args
 
 import click
 import numpy as np
 from pydantic import BaseModel
 
+from client._compare import DEFAULT_METHODS
 from client._display import ProgressBar, describe, format_history, format_job, format_jobs, num
 from client._sync import Client
 from client.errors import (
@@ -584,22 +585,24 @@ def delete(ctx: click.Context, job_id: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def plot(ctx: click.Context, job_id: str, output: Path, as_json: bool) -> None:
-    """Plot loss and aux error against iteration on log-log axes (needs `ninv[plot]`)."""
+    """Plot loss, residual and aux error against iteration on log-log axes, with the lr stages,
+    the tolerance and cond marked (needs `ninv[plot]`)."""
     from client.plot import plot_history
 
-    try:
-        import matplotlib  # noqa: F401  (fail before the request, with the install line)
-    except ImportError:
-        raise CliError(
-            "plotting needs matplotlib, which is not installed: pip install 'ninv[plot]'",
-            EXIT_USAGE,
-        ) from None
+    _need_matplotlib()
     client = _client(ctx)
     job = client.get(job_id)
+    if job.options.method == "exact":
+        raise CliError(
+            f"job {job.id} used method exact (LU): one step, so it has no loss curve to plot "
+            "(`ninv-client status` shows its residual; `ninv-client compare` sets it beside "
+            "the iterative methods)",
+            EXIT_USAGE,
+        )
     points = client.history(job_id)
     title = f"job {job.id}: {job.n} x {job.n} {job.options.method}, {job.options.dtype}"
     try:
-        plot_history(points, output, title=title)
+        plot_history(points, output, title=title, summary=job.summary)
     except ValueError as error:
         raise CliError(f"{output}: {error}", EXIT_USAGE) from None
     except OSError as error:
@@ -608,6 +611,133 @@ def plot(ctx: click.Context, job_id: str, output: Path, as_json: bool) -> None:
         _print_json({"output": str(output), "points": len(points)})
     else:
         click.echo(f"wrote {output} ({len(points)} points)")
+
+
+def _need_matplotlib() -> None:
+    """Fail before any request, with the install line, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError(
+            "plotting needs matplotlib, which is not installed: pip install 'ninv[plot]'",
+            EXIT_USAGE,
+        ) from None
+
+
+def _parse_methods(ctx: click.Context, param: click.Parameter, value: str) -> list[Method]:
+    """`adam,cg` -> ["adam", "cg"], each a known method."""
+    known = get_args(Method)
+    methods = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: the methods are {', '.join(known)}"
+        )
+    return [cast("Method", m) for m in methods]  # checked against Method above
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([suffix.lstrip(".") for suffix in SUFFIXES]),
+    help="The format of FILE; needed when FILE is - (standard input) [default: its extension].",
+)
+@click.option(
+    "--methods",
+    default=",".join(DEFAULT_METHODS),
+    show_default=True,
+    callback=_parse_methods,
+    help="The methods to run, comma-separated.",
+)
+@click.option("--max-iter", callback=_parse_count, metavar="N", help="Iteration limit of each.")
+@click.option("--tol", type=float, help="Residual tolerance of each [default: each method's].")
+@click.option("--dtype", type=click.Choice(get_args(DType)), help="[default: float32]")
+@click.option("--device", help="auto, cpu, cuda or cuda:N [default: auto].")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of adam's and gd's start.")
+@click.option(
+    "--stall-window",
+    callback=_parse_stall_window,
+    metavar="N",
+    help="Stall window of each (0: off).",
+)
+@click.option("--timeout", type=float, help="Give up after this many seconds in all.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("compare.png"),
+    show_default=True,
+    help="The image (.png, .svg, .pdf).",
+)
+@json_option
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    file: str,
+    fmt: str | None,
+    methods: list[Method],
+    max_iter: int | None,
+    tol: float | None,
+    dtype: DType | None,
+    device: str | None,
+    seed: int | None,
+    stall_window: int | None,
+    timeout: float | None,
+    output: Path,
+    as_json: bool,
+) -> None:
+    """Run FILE through several methods on the server and overlay their curves in one chart:
+    which method gets where, and when. Prints a table of their outcomes; exits 0 once the
+    chart is written, whatever the outcomes (needs `ninv[plot]`)."""
+    from client._compare import compare as run_compare
+    from client._compare import curves, format_compare
+    from client.plot import plot_compare
+
+    _need_matplotlib()
+    matrix = _read_input(file, fmt)
+    options = {
+        "max_iter": max_iter,
+        "tol": tol,
+        "dtype": dtype,
+        "device": device,
+        "seed": seed,
+        "stall_window": stall_window,
+    }
+    runs = run_compare(
+        _client(ctx),
+        matrix,
+        methods,
+        timeout=timeout,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    shape = " x ".join(str(d) for d in np.shape(matrix))
+    cond = next((r.job.summary.cond for r in runs if r.job.summary), None)
+    title = f"{shape} matrix, cond {num(cond)}, {dtype or 'float32'}: residual by method"
+    try:
+        plot_compare(curves(runs), output, title=title)
+    except ValueError as error:
+        raise CliError(f"{output}: {error}", EXIT_USAGE) from None
+    except OSError as error:
+        raise CliError(f"{output}: cannot write: {error.strerror or error}", EXIT_USAGE) from None
+    if as_json:
+        _print_json(
+            {
+                "output": str(output),
+                "runs": [
+                    {
+                        "method": run.method,
+                        "job": run.job.model_dump(mode="json"),
+                        "points": len(run.points),
+                    }
+                    for run in runs
+                ],
+            }
+        )
+    else:
+        click.echo(format_compare(runs))
+        click.echo(f"wrote {output}")
 
 
 for _command in cli.commands.values():  # every command takes --url and --api-key too

@@ -97,7 +97,11 @@ class FakeWorker:
         return beat.cancel_requested
 
     @staticmethod
-    def summary(iterations: int = 1000, reason: StopReason = "max_iter") -> Summary:
+    def summary(
+        iterations: int = 1000, reason: StopReason = "max_iter", *, converged: bool = True
+    ) -> Summary:
+        """A summary as the worker writes it: residual 2e-3, within tol 1e-2 when `converged`,
+        else above tol 1e-4 with a warning."""
         return Summary(
             method="adam",
             iterations=iterations,
@@ -105,12 +109,14 @@ class FakeWorker:
             loss=1e-3,
             residual=2e-3,
             aux_error=3e-3,
-            converged=reason == "converged",
+            converged=converged,
             reason=reason,
+            tol=1e-2 if converged else 1e-4,
             cond=4.0,
             device="cpu",
             dtype="float64",
             elapsed_s=1.25,
+            warnings=[] if converged else ["adam stopped at residual 0.002, above tol 0.0001"],
         )
 
     def succeed(
@@ -119,13 +125,14 @@ class FakeWorker:
         inverse: np.ndarray[Any, Any] | None = None,
         *,
         reason: StopReason = "max_iter",
+        converged: bool = True,
     ) -> np.ndarray[Any, Any]:
         """Finish with `inverse` (default: the exact inverse of the stored input); return it."""
         if inverse is None:
             blob = self.store.load_matrix(job_id)
             assert blob is not None
             inverse = np.linalg.inv(from_npy(blob))
-        summary = self.summary(reason=reason)
+        summary = self.summary(reason=reason, converged=converged)
         assert self._finish(job_id, JobStatus.succeeded, summary=summary, result=to_npy(inverse))
         return inverse
 
@@ -134,7 +141,7 @@ class FakeWorker:
 
     def cancelled(self, job_id: str, best: np.ndarray[Any, Any] | None = None) -> None:
         """Finish as cancelled, keeping `best` as the result when given (as the worker does)."""
-        summary = self.summary(iterations=20, reason="cancelled")
+        summary = self.summary(iterations=20, reason="cancelled", converged=False)
         result = None if best is None else to_npy(best)
         assert self._finish(job_id, JobStatus.cancelled, summary=summary, result=result)
 
@@ -148,12 +155,13 @@ class FakeWorker:
         *,
         iterations: tuple[int, ...] = (10, 100, 1000),
         reason: StopReason = "max_iter",
+        converged: bool = True,
     ) -> np.ndarray[Any, Any]:
         """Claim, tick through `iterations`, succeed."""
         self.claim(job_id)
         for iteration in iterations:
             self.tick(job_id, iteration)
-        return self.succeed(job_id, inverse, reason=reason)
+        return self.succeed(job_id, inverse, reason=reason, converged=converged)
 
     def run_next_in_thread(
         self, *, pause: float = 0.1, fail: str | None = None

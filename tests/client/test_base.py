@@ -146,7 +146,7 @@ def test_option_errors_are_in_plain_words() -> None:
         build_options(None, {"maxiter": 5})
     assert str(typo.value) == (
         "invalid option maxiter: not an option (did you mean 'max_iter'?); the options are "
-        "method, max_iter, tol, lr_schedule, dtype, device, seed, aux"
+        "method, max_iter, tol, lr_schedule, dtype, device, seed, stall_window, aux"
     )
     with pytest.raises(InvalidInput) as device:
         build_options(None, {"device": "gpu"})

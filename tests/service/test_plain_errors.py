@@ -11,7 +11,7 @@ from tests.helpers import npy_bytes
 pytestmark = pytest.mark.anyio
 
 NPY = {"Content-Type": "application/x-npy"}
-OPTIONS = "method, max_iter, tol, lr_schedule, dtype, device, seed, aux"
+OPTIONS = "method, max_iter, tol, lr_schedule, dtype, device, seed, stall_window, aux"
 
 
 def no_jargon(detail: str) -> None:
