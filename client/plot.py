@@ -102,7 +102,9 @@ def _mark_stages(axes: Any, points: Sequence[HistoryPoint], color: str = "grey")
 
 def _mark_tol(axes: Any, tol: float | None) -> None:
     if tol is not None and tol > 0:
-        axes.axhline(tol, color="black", linestyle=":", linewidth=0.9, label=f"tol {tol:g}")
+        axes.axhline(
+            tol, color="black", linestyle=":", linewidth=0.9, label=f"tol {tol:g} (on the residual)"
+        )
 
 
 def plot_history(

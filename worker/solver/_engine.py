@@ -349,6 +349,8 @@ class _Driver:
         aux = _aux(w, ref, state.aux_ok[pos : pos + 1])[0]
         if not math.isfinite(r):
             r = math.inf
+        if task.history and task.history[-1].iteration == state.it:
+            task.history.pop()  # this check's point: the end point below replaces it
         task.add_point(HistoryPoint(state.it, r * r / n, r, aux, task.lr_at(state.it - 1)))
         return Solution(
             inverse=w[0].detach().cpu().numpy().copy(),
