@@ -164,7 +164,7 @@ class FakeWorker:
         return self.succeed(job_id, inverse, reason=reason, converged=converged)
 
     def run_next_in_thread(
-        self, *, pause: float = 0.1, fail: str | None = None
+        self, *, pause: float = 0.1, fail: str | None = None, converged: bool = True
     ) -> tuple[threading.Thread, dict[str, Any]]:
         """In a thread: wait for the next queued job, then run it (slowly) to the end."""
         out: dict[str, Any] = {}
@@ -183,7 +183,7 @@ class FakeWorker:
                     if fail:
                         self.fail(job_id, fail)
                     else:
-                        out["inverse"] = self.succeed(job_id)
+                        out["inverse"] = self.succeed(job_id, converged=converged)
                     out["job_id"] = job_id
                     return
                 time.sleep(0.01)

@@ -14,8 +14,10 @@ from client import (
     Client,
     Conflict,
     InvalidInput,
+    InverseResult,
     JobCancelled,
     JobFailed,
+    NotConverged,
     NotFound,
     PayloadTooLarge,
     ServerUnavailable,
@@ -192,6 +194,28 @@ def test_invert_end_to_end_on_the_store(ninv: Client, worker: FakeWorker) -> Non
     thread.join(5)
     np.testing.assert_allclose(inverse, np.linalg.inv(matrix), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(inverse, out["inverse"])
+
+
+def test_invert_raises_not_converged_with_the_inverse_and_summary(
+    ninv: Client, worker: FakeWorker
+) -> None:
+    matrix = well_conditioned(5, seed=3)
+    thread, out = worker.run_next_in_thread(pause=0.02, converged=False)
+    with pytest.raises(NotConverged, match="without reaching its tolerance") as raised:
+        ninv.invert(matrix, timeout=30)
+    thread.join(5)
+    error = raised.value
+    np.testing.assert_array_equal(error.inverse, out["inverse"])
+    assert not error.summary.converged and error.summary.warnings
+    assert "residual 0.002 > tol 0.0001" in str(error)
+    # Told to accept it, invert returns the inverse; result() carries the summary with it.
+    thread, out = worker.run_next_in_thread(pause=0.02, converged=False)
+    inverse = ninv.invert(matrix, timeout=30, allow_unconverged=True)
+    thread.join(5)
+    np.testing.assert_array_equal(inverse, out["inverse"])
+    result = ninv.result(out["job_id"])
+    assert isinstance(result, InverseResult) and result.summary.converged is False
+    np.testing.assert_array_equal(result.inverse, inverse)
 
 
 def test_invert_raises_job_failed(ninv: Client, worker: FakeWorker) -> None:

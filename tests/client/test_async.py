@@ -10,7 +10,9 @@ from client import (
     AsyncClient,
     Conflict,
     InvalidInput,
+    InverseResult,
     JobFailed,
+    NotConverged,
     NotFound,
     ServerUnavailable,
     WaitTimeout,
@@ -87,6 +89,23 @@ async def test_invert_and_failure(app: FastAPI, worker: FakeWorker) -> None:
         with pytest.raises(JobFailed, match="diverged"):
             await ninv.invert(matrix, timeout=30)
         thread.join(5)
+
+
+async def test_invert_raises_not_converged_unless_allowed(app: FastAPI, worker: FakeWorker) -> None:
+    matrix = well_conditioned(5, seed=4)
+    async with client(app) as ninv:
+        thread, out = worker.run_next_in_thread(pause=0.02, converged=False)
+        with pytest.raises(NotConverged) as raised:
+            await ninv.invert(matrix, timeout=30)
+        thread.join(5)
+        np.testing.assert_array_equal(raised.value.inverse, out["inverse"])
+        assert raised.value.summary.reason == "max_iter" and not raised.value.summary.converged
+        thread, out = worker.run_next_in_thread(pause=0.02, converged=False)
+        inverse = await ninv.invert(matrix, timeout=30, allow_unconverged=True)
+        thread.join(5)
+        np.testing.assert_array_equal(inverse, out["inverse"])
+        result = await ninv.result(out["job_id"])
+        assert isinstance(result, InverseResult) and not result.summary.converged
 
 
 async def test_lost_answer_is_retried_with_the_same_key(app: FastAPI) -> None:

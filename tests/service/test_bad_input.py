@@ -218,6 +218,12 @@ CASES = [
     Case("negative-max-iter", 422, "body.max_iter", json={**eye_json(2), "max_iter": -5}),
     Case("absurd-max-iter", 422, "body.max_iter", json={**eye_json(2), "max_iter": 10**12}),
     Case("negative-tol", 422, "body.tol", json={**eye_json(2), "tol": -1e-6}),
+    Case(
+        "negative-stall-window",
+        422,
+        "body.stall_window",
+        json={**eye_json(2), "stall_window": -1},
+    ),
     Case("absurd-tol", 422, "body.tol", json={**eye_json(2), "tol": 5.0}),
     Case(
         "lr-schedule-not-from-0",

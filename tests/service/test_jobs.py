@@ -94,6 +94,7 @@ async def test_npy_body_with_query_options(client: httpx.AsyncClient, store: Job
             "tol": "1e-6",
             "lr_schedule": "[[0, 0.05], [100, 0.01]]",
             "seed": "7",
+            "stall_window": "0",
             "aux": "false",
         },
     )
@@ -106,6 +107,7 @@ async def test_npy_body_with_query_options(client: httpx.AsyncClient, store: Job
         tol=1e-6,
         lr_schedule=[(0, 0.05), (100, 0.01)],
         seed=7,
+        stall_window=0,
         aux=False,
     )
     stored = store.load_matrix(job.id)

@@ -106,3 +106,36 @@ def test_a_small_job_runs_on_the_solvers_one_thread_and_restores_the_pool(
         assert seen and set(seen) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_singular_job_succeeds_but_says_it_did_not_converge(
+    settings: Settings, store: JobStore
+) -> None:
+    job = submit(store, settings, np.ones((4, 4)), send=False, method="cg", dtype="float64")
+
+    JobRunner(store, settings, worker_id="w").run(job.id)
+
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.succeeded  # it ran to a stop
+    summary = done.summary
+    assert summary is not None and not summary.converged and summary.reason == "singular"
+    assert summary.tol == 1e-10 and "pseudo-)inverse" in summary.warnings[0]
+
+
+def test_stall_window_reaches_the_solver_and_the_curve_keeps_every_check(
+    settings: Settings, store: JobStore
+) -> None:
+    from tests.solver.problems import original_family
+
+    runner = JobRunner(store, settings, worker_id="w")
+    x = original_family(0)  # adam stalls on it near 23,000 steps with the default window
+    job = submit(store, settings, x, send=False, max_iter=30_000, seed=0, stall_window=0)
+
+    runner.run(job.id)
+
+    done = store.get(job.id)
+    assert done is not None and done.summary is not None
+    assert done.summary.iterations == 30_000 and done.summary.reason == "max_iter"
+    points = store.history(job.id)
+    assert len(points) >= 30_000 // 64  # a point at every check: 469 of them
+    assert next(p.iteration for p in points if p.lr == 0.025) == 10_000  # the stage change
