@@ -129,8 +129,6 @@ def plot_history(
         ("residual", "residual  ‖WX - I‖_F / √n", ":"),
         ("aux_error", "aux error  mean((W - X⁻¹)²)", "--"),
     ]
-    if sum(1 for p in points if p.iteration > 0) < 2:
-        raise ValueError("the curve has fewer than two points after iteration 0: nothing to plot")
     figure, axes = _figure()
     drawn = 0
     for name, label, style in curves:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from client import Client, ServerUnavailable, read_matrix, write_matrix
 from client.cli import cli
+from client.plot import lr_stages
 from tests.client.conftest import well_conditioned
 from tests.fake_worker import FakeWorker
 
@@ -143,6 +144,51 @@ def test_failed_and_cancelled_jobs_exit_1(
     assert "conflict" in one_error_line(again)
 
 
+def test_unconverged_jobs_exit_4_unless_allowed(
+    run: Callable[..., Result], ninv: Client, worker: FakeWorker, tmp_path: Path
+) -> None:
+    job = ninv.submit(np.eye(3))
+    worker.run(job.id, converged=False)
+    watched = run("watch", job.id)
+    assert watched.exit_code == 4
+    assert "finished without reaching its tolerance" in watched.stdout
+    assert "warning: adam stopped at residual 0.002" in watched.stdout
+    assert "--allow-unconverged accepts it" in watched.stderr.splitlines()[-1]
+    assert run("watch", job.id, "--allow-unconverged").exit_code == 0
+    fetched = run("result", job.id, "-o", str(tmp_path / "w.npy"))
+    assert fetched.exit_code == 4 and (tmp_path / "w.npy").exists()  # saved all the same
+    assert run("result", job.id, "--allow-unconverged", "--json").exit_code == 0
+
+    np.save(tmp_path / "m.npy", np.eye(3))
+    thread, _ = worker.run_next_in_thread(pause=0.02, converged=False)
+    submitted = run("submit", str(tmp_path / "m.npy"), "--wait", "--json", "--stall-window", "0")
+    thread.join(5)
+    assert submitted.exit_code == 4
+    assert json.loads(submitted.stdout)["options"]["stall_window"] == 0
+
+
+def test_help_documents_every_exit_code(run: Callable[..., Result]) -> None:
+    text = run("--help").stdout
+    for code in (
+        "0  done",
+        "1  the job failed",
+        "2  bad usage",
+        "3  server",
+        "4  the job finished",
+    ):
+        assert code in text
+    assert "--allow-unconverged" in text and "--stall-window" in run("submit", "--help").stdout
+
+
+def test_plot_of_an_exact_job_says_there_is_no_curve(
+    run: Callable[..., Result], ninv: Client, tmp_path: Path
+) -> None:
+    job = ninv.submit(np.eye(2), method="exact")
+    done = run("plot", job.id, "-o", str(tmp_path / "none.png"))
+    assert done.exit_code == 2 and not (tmp_path / "none.png").exists()
+    assert "method exact (LU): one step, so it has no loss curve" in one_error_line(done)
+
+
 def test_delete_and_unknown_job(run: Callable[..., Result], ninv: Client) -> None:
     job = ninv.submit(np.eye(2))
     assert run("delete", job.id).exit_code == 2  # not finished yet
@@ -174,6 +220,7 @@ def test_plot_writes_a_png(
     assert plotted.exit_code == 0, plotted.output
     data = (tmp_path / "loss.png").read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
+    assert lr_stages(ninv.history(job.id)) == []  # the fake curve has one lr
     svg = run("plot", job.id, "-o", str(tmp_path / "loss.svg"), "--json")
     assert json.loads(svg.stdout)["points"] == 7
     assert (tmp_path / "loss.svg").read_text().lstrip().startswith("<?xml")
