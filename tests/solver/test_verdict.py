@@ -73,7 +73,8 @@ def test_adam_without_tol_is_judged_against_the_usable_tolerance() -> None:
     assert sol.tol == USABLE_TOL["float32"] and sol.reason == "max_iter"
     assert sol.converged == (sol.residual <= 1e-4)
     if not sol.converged:
-        assert "lr 0.05" in sol.warnings[0] and "smaller lr_schedule stage" in sol.warnings[0]
+        assert "its learning rate (lr 0.05) is" in sol.warnings[0]
+        assert "smaller lr_schedule stage" in sol.warnings[0]
 
 
 def test_adam_short_of_steps_says_how_many_it_needs() -> None:

@@ -152,10 +152,11 @@ def _steps(sol: Solution, reason: StopReason, tol: float, stall_window: int, got
                 f"steps; use method='newton-schulz' or 'cg'{tail}"
             )
         lr = sol.history[-1].lr if sol.history else None
-        at = f" of lr {lr:g}" if lr is not None else ""
+        at = f" (lr {lr:g})" if lr is not None else ""
         return (
-            f"{got}: its steps{at} keep W bouncing near the minimum; add a smaller "
-            f"lr_schedule stage, or use method='cg' or 'newton-schulz'{tail}"
+            f"{got}: at cond {cond:.3g} the steps a gradient method needs (~{need:.3g}) are not "
+            f"the limit, its learning rate{at} is: run more steps, add a smaller lr_schedule "
+            f"stage, or use method='cg' or 'newton-schulz'{tail}"
         )
     if meth == "cg":
         need = cond * math.log(2.0 / tol) / 2.0
