@@ -42,6 +42,11 @@ def progress_line(progress: Progress) -> str:
     return "  ".join(parts)
 
 
+def _cond(cond: float | None, reason: str) -> str:
+    """cond travels as null when infinite: a singular matrix's is inf."""
+    return "inf" if cond is None and reason == "singular" else num(cond)
+
+
 def describe(job: Job) -> str:
     """One line on how a job ended (or where it is), then one line per warning."""
     summary = job.summary
@@ -57,7 +62,7 @@ def describe(job: Job) -> str:
     text = (
         f"job {job.id} {verb} after {summary.iterations} iterations ({summary.reason}): "
         f"loss {num(summary.loss)}, residual {num(summary.residual)}, "
-        f"aux error {num(summary.aux_error)}, cond {num(summary.cond)}, "
+        f"aux error {num(summary.aux_error)}, cond {_cond(summary.cond, summary.reason)}, "
         f"{summary.elapsed_s:.3g} s on {summary.device} ({summary.dtype})"
     )
     for warning in summary.warnings:

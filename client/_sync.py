@@ -253,7 +253,8 @@ class Client(BaseClient):
             cursor = page.next_cursor
 
     def history(self, job_id: str) -> builtins.list[HistoryPoint]:
-        """The job's loss curve so far (log-spaced points)."""
+        """The job's loss curve so far (log-spaced while it runs; once it ends, a point per
+        check and lr stage change, thinned evenly in log-iteration)."""
         return self.history_points(self._send(self.history_request(job_id)))
 
     def delete(self, job_id: str) -> None:

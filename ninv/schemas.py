@@ -273,7 +273,7 @@ class WorkerList(BaseModel):
 
 
 class History(BaseModel):
-    """A job's loss curve: log-spaced points from the first iteration to the latest."""
+    """A job's loss curve: a point per check and lr stage change, thinned in log-iteration."""
 
     points: list[HistoryPoint]
 

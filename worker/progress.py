@@ -77,7 +77,7 @@ class JobProgress:
         return self.owned and not self.cancel_requested and not self.timed_out
 
     def final_history(self, solver_points: Sequence[HistoryPoint]) -> list[HistoryPoint]:
-        """The whole curve for the store: the solver's own (log-spaced from iteration 0) and
+        """The whole curve for the store: the solver's own (every check from iteration 0) and
         the points reported live, in iteration order; the solver's point wins a tie."""
         by_iteration = {point.iteration: point for point in self._reported}
         by_iteration.update((point.iteration, point) for point in solver_points)

@@ -108,7 +108,7 @@ def get_result(
     responses={200: _example(examples.HISTORY), **examples.problems(401, 404, 422, 503)},
 )
 def get_history(job_id: JobId, store: StoreDep, owner: OwnerDep) -> History:
-    """The loss curve: log-spaced points from the first iteration to the latest."""
+    """The loss curve: a point per check and lr stage change, thinned evenly in log-iteration."""
     return History(points=store.history(job_id, owner=owner))
 
 
