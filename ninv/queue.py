@@ -11,6 +11,8 @@ from celery import Celery
 from kombu.transport.redis import Transport as _KombuRedisTransport
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
+from ninv.fsbroker import TRANSPORT as FS_TRANSPORT
+from ninv.fsbroker import broker_options
 from ninv.settings import Settings
 
 __all__ = ["SOLVE_TASK", "RedisTransport", "enqueue", "make_celery"]
@@ -43,18 +45,8 @@ def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
             "socket_timeout": 5,
             "global_keyprefix": f"{settings.redis_prefix}:celery:",
         }
-    folder = (settings.data_dir / "broker").resolve()
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "control_folder": str(folder / "control"),
-        "store_processed": False,
-        # The filesystem transport polls its folder; a short interval keeps pick-up snappy.
-        "polling_interval": 0.1,
-    }
+    # The embedded default: files in a folder, with a doorbell that wakes the worker at once.
+    return "filesystem://", broker_options(settings.data_dir / "broker")
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -76,6 +68,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_pool="solo",
         worker_hijack_root_logger=False,
         broker_transport_options=transport_options,
+        broker_transport=None if settings.redis_url else FS_TRANSPORT,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         task_default_queue="ninv",
