@@ -49,14 +49,20 @@ def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
     return "filesystem://", broker_options(settings.data_dir / "broker")
 
 
+def _transport(settings: Settings, broker_url: str) -> type[RedisTransport] | str | None:
+    """The transport kombu uses instead of the one the URL's scheme names, if any."""
+    if settings.embedded:  # the filesystem transport with a doorbell (ninv/fsbroker.py)
+        return FS_TRANSPORT
+    # A class, not a name: plain redis:// only; rediss:// and sentinel:// keep kombu's own.
+    return RedisTransport if broker_url.startswith("redis://") else None
+
+
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for long single-device jobs."""
     broker_url, transport_options = _broker_options(settings)
     app = Celery("ninv", broker=broker_url)
     app.conf.update(
-        # A class, not a name: kombu uses it instead of the URL's scheme (plain redis:// only;
-        # rediss:// and sentinel:// keep kombu's own transports).
-        broker_transport=RedisTransport if broker_url.startswith("redis://") else None,
+        broker_transport=_transport(settings, broker_url),
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -68,7 +74,6 @@ def make_celery(settings: Settings) -> Celery:
         worker_pool="solo",
         worker_hijack_root_logger=False,
         broker_transport_options=transport_options,
-        broker_transport=None if settings.redis_url else FS_TRANSPORT,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         task_default_queue="ninv",
