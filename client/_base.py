@@ -87,6 +87,10 @@ JSON_MAX_ENTRIES = 64
 NPY_MEDIA_TYPE = "application/x-npy"
 #: Connect fast, but give a large upload or a busy server time to answer.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+#: How long `invert` asks the server to hold its submission for the job to finish
+#: (`Prefer: wait`): a small job then takes two requests, submit and result. Well under the read
+#: timeout; a longer job is followed by its event stream after that.
+INVERT_WAIT_S = 10.0
 USER_AGENT = "ninv-client"
 
 ProgressCallback = Callable[[Progress], object]
@@ -459,10 +463,16 @@ class BaseClient:
         matrix: ArrayLike,
         options: SolveOptions,
         idempotency_key: str | None = None,
+        *,
+        wait: float | None = None,
     ) -> RequestSpec:
-        """POST /invert: JSON up to JSON_MAX_ENTRIES entries (and finite), `.npy` above."""
+        """POST /invert: JSON up to JSON_MAX_ENTRIES entries (and finite), `.npy` above; with
+        `wait`, `Prefer: wait` asks the server to answer once the job has finished (up to that
+        many seconds)."""
         array = _as_matrix(matrix)
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        if wait is not None and wait > 0:
+            headers["Prefer"] = f"wait={wait:g}"
         if array.size <= JSON_MAX_ENTRIES:
             body = {"matrix": array.tolist(), **options.model_dump(mode="json", exclude_unset=True)}
             try:

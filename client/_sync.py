@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 from client._base import (
     ATTEMPTS,
     DEFAULT_TIMEOUT,
+    INVERT_WAIT_S,
     RETRY_STATUSES,
     USER_AGENT,
     BaseClient,
@@ -34,7 +35,7 @@ from client._base import (
 )
 from client._wait import Waiter
 from client.errors import NinvError, ServerError
-from ninv.schemas import HistoryPoint, Job, JobList, JobStatus, SolveOptions
+from ninv.schemas import FINISHED, HistoryPoint, Job, JobList, JobStatus, SolveOptions
 
 __all__ = ["Client"]
 
@@ -281,13 +282,27 @@ class Client(BaseClient):
         reaching its tolerance, unless `allow_unconverged`; JobFailed or JobCancelled when the
         job ends without a result; WaitTimeout after `timeout` seconds.
         """
-        job = self.submit(matrix, options, **kwargs)
-        job = self.wait(job.id, timeout=timeout, on_progress=on_progress)
+        # Prefer: wait: a small job has finished when the submission answers.
+        start = time.monotonic()
+        # With on_progress, hold only briefly: a long job's progress comes from its events.
+        wait = INVERT_WAIT_S if on_progress is None else 1.0
+        wait = wait if timeout is None else min(wait, timeout)
+        spec = self.submit_request(matrix, build_options(options, kwargs), wait=wait)
+        job = parse_model(self._send(spec), Job)
+        if job.status not in FINISHED:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+            job = self.wait(job.id, timeout=left, on_progress=on_progress)
         error: NinvError | None = result_error(job)
         if error is not None:
             raise error
-        result = self.result(job.id)
+        # The inverse only, with the summary the finished job already carries: an .npy
+        # answer lacks it, and asking `result` would cost a third request.
+        inverse, summary = parse_result(self._send(self.result_request(job.id)))
+        summary = summary or job.summary
+        if summary is None:
+            raise ServerError(f"job {job.id} has a result but no summary")
+        result = InverseResult(inverse, summary)
         unusable = None if allow_unconverged else not_converged(job.id, result)
         if unusable is not None:
             raise unusable
-        return result.inverse
+        return inverse

@@ -11,6 +11,8 @@ from celery import Celery
 from kombu.transport.redis import Transport as _KombuRedisTransport
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
+from ninv.fsbroker import TRANSPORT as FS_TRANSPORT
+from ninv.fsbroker import broker_options
 from ninv.settings import Settings
 
 __all__ = ["SOLVE_TASK", "RedisTransport", "enqueue", "make_celery"]
@@ -43,18 +45,16 @@ def _broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
             "socket_timeout": 5,
             "global_keyprefix": f"{settings.redis_prefix}:celery:",
         }
-    folder = (settings.data_dir / "broker").resolve()
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "control_folder": str(folder / "control"),
-        "store_processed": False,
-        # The filesystem transport polls its folder; a short interval keeps pick-up snappy.
-        "polling_interval": 0.1,
-    }
+    # The embedded default: files in a folder, with a doorbell that wakes the worker at once.
+    return "filesystem://", broker_options(settings.data_dir / "broker")
+
+
+def _transport(settings: Settings, broker_url: str) -> type[RedisTransport] | str | None:
+    """The transport kombu uses instead of the one the URL's scheme names, if any."""
+    if settings.embedded:  # the filesystem transport with a doorbell (ninv/fsbroker.py)
+        return FS_TRANSPORT
+    # A class, not a name: plain redis:// only; rediss:// and sentinel:// keep kombu's own.
+    return RedisTransport if broker_url.startswith("redis://") else None
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -62,9 +62,7 @@ def make_celery(settings: Settings) -> Celery:
     broker_url, transport_options = _broker_options(settings)
     app = Celery("ninv", broker=broker_url)
     app.conf.update(
-        # A class, not a name: kombu uses it instead of the URL's scheme (plain redis:// only;
-        # rediss:// and sentinel:// keep kombu's own transports).
-        broker_transport=RedisTransport if broker_url.startswith("redis://") else None,
+        broker_transport=_transport(settings, broker_url),
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     batch_max_n: int = Field(
         default=64, ge=1, description="matrices larger than this are never batched"
     )
+    max_wait_s: float = Field(
+        default=30.0, ge=0, description="longest a `Prefer: wait=N` request is held"
+    )
+    poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="how often event streams and waits re-read a job when no change notice "
+        "arrives (notices wake them at once; this is the fallback)",
+    )
 
     @property
     def api_key_list(self) -> list[str]:

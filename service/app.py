@@ -35,9 +35,10 @@ Submit with `POST /invert` (JSON or a raw `.npy` body), follow `GET /jobs/{id}/e
 
 @dataclass
 class SseTiming:
-    """How often the event stream polls the store, and how often it sends a keepalive."""
+    """How often the event stream re-reads the job with no change notice (NINV_POLL_S), and
+    how often it sends a keepalive."""
 
-    poll_s: float = 0.5
+    poll_s: float = 2.0
     keepalive_s: float = 15.0
 
 
@@ -79,7 +80,7 @@ def create_app(
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.resources = resources
-    app.state.sse = SseTiming()
+    app.state.sse = SseTiming(poll_s=settings.poll_s)
     app.state.metrics = Metrics(lambda: resources.store)
     install_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -35,8 +35,10 @@ async def job_events(
     poll_s: float,
     keepalive_s: float,
     disconnected: Callable[[], Awaitable[bool]],
+    changed: Callable[[float], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[str]:
-    """Poll the job every `poll_s` seconds and yield SSE messages until it has finished.
+    """Read the job on each change notice (`changed(timeout)` returns when one comes), and at
+    least every `poll_s` seconds, and yield SSE messages until it has finished.
 
     Progress with an iteration <= `after` is skipped (Last-Event-ID). While the store does not
     answer the stream stays open, sending keepalives, and carries on when it is back.
@@ -66,4 +68,7 @@ async def job_events(
         if time.monotonic() - quiet_since >= keepalive_s:
             quiet_since = time.monotonic()
             yield ": keepalive\n\n"
-        await anyio.sleep(poll_s)
+        if changed is None:
+            await anyio.sleep(poll_s)
+        else:
+            await changed(min(poll_s, keepalive_s))

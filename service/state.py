@@ -11,6 +11,7 @@ import time
 
 from celery import Celery
 
+from ninv.notify import ChangeFeed, open_feed
 from ninv.queue import make_celery
 from ninv.schemas import WorkerInfo
 from ninv.settings import Settings
@@ -38,6 +39,7 @@ class Resources:
         self._owns_celery = celery is None
         self._lock = threading.Lock()
         self._workers: tuple[float, list[WorkerInfo]] | None = None
+        self._changes: ChangeFeed | None = None
         self.workers_max_age_s = WORKERS_MAX_AGE_S
 
     @property
@@ -56,6 +58,15 @@ class Resources:
                     self._celery = make_celery(self.settings)
         return self._celery
 
+    @property
+    def changes(self) -> ChangeFeed:
+        """The store's change notices, for requests that wait on a job (started on first use)."""
+        if self._changes is None:
+            with self._lock:
+                if self._changes is None:
+                    self._changes = open_feed(self.settings)
+        return self._changes
+
     def recent_workers(self) -> list[WorkerInfo]:
         """The live workers, as the store listed them at most workers_max_age_s ago."""
         cached = self._workers
@@ -67,6 +78,9 @@ class Resources:
     def close(self) -> None:
         """Close what this object opened."""
         with self._lock:
+            if self._changes is not None:
+                self._changes.close()
+                self._changes = None
             if self._owns_store and self._store is not None:
                 self._store.close()
                 self._store = None

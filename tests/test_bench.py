@@ -51,3 +51,9 @@ def test_faults_bench() -> None:
     figures = run_bench("faults.py", "--n", "200", "--clients", "2", "--drops", "5")
     assert figures["drops"]["statuses"] == {"499": 5.0}
     assert figures["drops"]["tracebacks"] == 0
+
+
+def test_side_by_side_bench() -> None:
+    figures = run_bench("side_by_side.py", "--seconds", "1", "--latency-jobs", "3")
+    for side in ("plain_redis", "ninv_redis", "ninv_embedded"):
+        assert figures[side]["jobs_per_s"] > 0 and figures[side]["p50_ms"] > 0

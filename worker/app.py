@@ -35,7 +35,9 @@ celery_app.conf.include = ["worker.tasks"]
 
 @cache
 def get_store() -> JobStore:
-    return open_store(get_settings())
+    # A worker's writes can be redone (a job whose claim or result is lost runs again), so
+    # they need not wait for the disk; see SqliteStore.
+    return open_store(get_settings(), durable=False)
 
 
 @cache

@@ -31,8 +31,12 @@ __all__ = [
 ]
 
 
-def open_store(settings: Settings) -> JobStore:
-    """The store the settings ask for: Redis when NINV_REDIS_URL is set, else SQLite."""
+def open_store(settings: Settings, *, durable: bool = True) -> JobStore:
+    """The store the settings ask for: Redis when NINV_REDIS_URL is set, else SQLite.
+
+    `durable=False` is for workers: their SQLite commits do not wait for the disk (see
+    SqliteStore); Redis's persistence is the operator's choice either way.
+    """
     if settings.redis_url:
         from ninv.store._redis import RedisStore
 
@@ -41,4 +45,6 @@ def open_store(settings: Settings) -> JobStore:
         )
     from ninv.store._sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / "jobs.sqlite3", retention_s=settings.retention_s)
+    return SqliteStore(
+        settings.data_dir / "jobs.sqlite3", retention_s=settings.retention_s, durable=durable
+    )

@@ -16,6 +16,8 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:solve:seconds         hash    method -> their total elapsed_s
     P:worker:{id}           string  a worker's WorkerInfo JSON, expiring with its announcement
     P:workers               set     ids of workers that announced themselves (pruned on read)
+    P:changed               pub/sub channel: a job's id, published in the MULTI that writes its
+                            progress or its end (ninv/notify.py)
 
 Every transition is an optimistic WATCH/MULTI transaction on the job's key, retried on
 conflict: read the record, ask it for its next state (`JobRecord`'s rules, ninv/jobs.py), write
@@ -50,6 +52,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from ninv.jobs import JobRecord, utcnow
+from ninv.notify import changes_channel
 from ninv.schemas import FINISHED, HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
@@ -192,6 +195,10 @@ class RedisStore:
     def _k_running(self) -> str:
         return f"{self._p}:running"
 
+    @property
+    def _k_changed(self) -> str:
+        return changes_channel(self._p)
+
     # -- helpers -------------------------------------------------------------------------
 
     def _attempt(self, keys: Iterable[str], body: Callable[[Pipeline], _T]) -> _T:
@@ -302,6 +309,7 @@ class RedisStore:
         pipe.zrem(self._k_running, job.id)
         expires = to_us(now + timedelta(seconds=ttl))
         pipe.zadd(self._k_finished(job.status), {job.id: expires})
+        pipe.publish(self._k_changed, job.id)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -585,6 +593,7 @@ class RedisStore:
                 assert job.lease_until is not None
                 pipe.set(self._k_job(job.id), dump_record(job))
                 pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
+                pipe.publish(self._k_changed, job.id)
                 if new_points:
                     self._append_history(pipe, job.id, histories[job.id], new_points, cap)
                 answers.append(Heartbeat(owned=True, cancel_requested=job.cancel_requested))

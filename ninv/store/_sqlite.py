@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from ninv.jobs import JobRecord, utcnow
+from ninv.notify import changes_folder, ring_changes
 from ninv.schemas import HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
@@ -115,8 +116,19 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 class SqliteStore:
     """JobStore in one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: str | Path, *, retention_s: int, busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_s: int,
+        busy_timeout_s: float = 10.0,
+        durable: bool = True,
+    ) -> None:
+        """`durable=False` (the worker's store) commits without waiting for the disk: safe when
+        a process dies, and after a power cut its last claims and results are lost, so those
+        jobs run again; the API's acceptance of a job is always synced before its 202."""
         self.path = Path(path)
+        self._synchronous = "FULL" if durable else "NORMAL"
         self.retention_s = retention_s
         self._busy_timeout_s = busy_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +136,8 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        # Where the API processes watching this file listen for change notices (ninv/notify.py).
+        self._changes = changes_folder(self.path)
         self._init_schema()
 
     # -- connections ---------------------------------------------------------------------
@@ -139,7 +153,7 @@ class SqliteStore:
             )  # fmt: skip
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = OFF")
             self._local.conn = conn
             with self._lock:
@@ -177,6 +191,11 @@ class SqliteStore:
     def _row_job(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
         row = conn.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else load_record(row[0])
+
+    def _changed(self, job_ids: builtins.list[str]) -> None:
+        """After a commit: wake whoever watches these jobs (a hint; waiters also poll)."""
+        if job_ids:
+            ring_changes(self._changes, job_ids)
 
     @staticmethod
     def _save(conn: sqlite3.Connection, job: JobRecord) -> None:
@@ -423,6 +442,7 @@ class SqliteStore:
                 self._save(conn, job)
                 self._append_history(conn, job.id, beat.history or [], cap)
                 answers.append(Heartbeat(owned=True, cancel_requested=job.cancel_requested))
+        self._changed([b.job_id for b, a in zip(beats, answers, strict=True) if a.owned])
         return answers
 
     @_guard
@@ -469,6 +489,7 @@ class SqliteStore:
                         (summary.method, summary.elapsed_s),
                     )
                 answers.append(True)
+        self._changed([o.job_id for o, ok in zip(outcomes, answers, strict=True) if ok])
         return answers
 
     @_guard
@@ -478,7 +499,9 @@ class SqliteStore:
             cancelled = job.cancel(utcnow())
             if cancelled is not job:
                 self._save(conn, cancelled)
-            return cancelled
+        if cancelled.finished:
+            self._changed([job_id])
+        return cancelled
 
     @staticmethod
     def _forget(conn: sqlite3.Connection, job_ids: builtins.list[str]) -> None:
@@ -520,6 +543,7 @@ class SqliteStore:
                     conn.execute("DELETE FROM history WHERE job_id = ?", (job.id,))
                     requeued.append(job.id)
                 self._save(conn, job)
+        self._changed(ended)
         return requeued, ended
 
     @_guard

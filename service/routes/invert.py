@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import anyio
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
-from ninv.schemas import Job
+from ninv.schemas import FINISHED, Job
 from ninv.settings import Settings
 from ninv.store import JobStore
 from service import examples
@@ -26,6 +27,7 @@ from service.parsing import (
     request_fingerprint,
 )
 from service.parsing import read_body as read_limited_body
+from service.prefer import PreferHeader, applied, hold, hold_watched, parse_wait
 from service.state import Resources
 from service.submission import new_record, submit
 from service.workers import device_problem, noted
@@ -45,7 +47,14 @@ INLINE_PARSE_BYTES = 64 * 1024
     response_model=Job,
     summary="Submit a matrix to invert",
     responses={
-        200: {"description": "An Idempotency-Key replay: the job made by the first request"},
+        200: {
+            "description": "The job has finished within `Prefer: wait=N` "
+            "(`Preference-Applied` says so), or an Idempotency-Key replay: the job made by the "
+            "first request",
+            "headers": {
+                "Preference-Applied": {"description": "wait=N", "schema": {"type": "string"}}
+            },
+        },
         202: {
             "description": "Accepted: the job is queued",
             "headers": {
@@ -77,8 +86,10 @@ async def invert(
             description="makes retries safe: the same key and body return the same job",
         ),
     ] = None,
+    prefer: PreferHeader = None,
 ) -> Job:
-    """Queue a matrix (JSON or .npy) for inversion and answer with the job."""
+    """Queue a matrix (JSON or .npy) for inversion and answer with the job (held up to N s for
+    it to finish with `Prefer: wait=N`)."""
     parsed = await _read_and_parse(request, settings)
     content_type = request.headers.get("content-type")
     record = new_record(
@@ -89,15 +100,43 @@ async def invert(
         batch_max_n=settings.batch_max_n,
     )
     where = "query" if media_type(content_type) == NPY else "body"
-    job, created = await run_in_threadpool(
-        _accept, parsed, record, where, store=store, celery=celery, resources=resources
-    )
-    response.headers["Location"] = f"/jobs/{job.id}"
-    response.headers["Retry-After"] = "1"
-    if not created:
+
+    async def accept() -> Job:
+        job, created = await run_in_threadpool(
+            _accept, parsed, record, where, store=store, celery=celery, resources=resources
+        )
+        response.headers["Location"] = f"/jobs/{job.id}"
+        response.headers["Retry-After"] = "1"
+        if not created:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        return job
+
+    wait_s = parse_wait(prefer, settings.max_wait_s)
+    if wait_s is None:
+        return await accept()
+    # The new job is watched before it exists, so no change to it can go unseen: the hold
+    # waits for the first notice without reading the job back.
+    with resources.changes.watch(record.id) as watch:
+        job = await accept()
+        fetch = partial(run_in_threadpool, store.get, job.id, owner=owner)
+        timing = {"timeout": wait_s, "poll_s": settings.poll_s}
+        if job.status in FINISHED:
+            found = None
+        elif job.id == record.id:
+            found = await hold_watched(watch, fetch, read_first=False, **timing)
+        else:  # an Idempotency-Key replay: its job may have changed at any time
+            found = await hold(resources.changes, job.id, fetch, **timing)
+    return await _answer_held(job if found is None else found.view(), wait_s, response, resources)
+
+
+async def _answer_held(job: Job, wait_s: float, response: Response, resources: Resources) -> Job:
+    """`Prefer: wait`: the job once finished (200, Preference-Applied), or as it is by then."""
+    if job.status in FINISHED:
         response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    return job
+        response.headers.update(applied(wait_s))
+        return job
+    return await run_in_threadpool(noted, job, resources.recent_workers)
 
 
 async def _read_and_parse(request: Request, settings: Settings) -> ParsedRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import numpy as np
@@ -12,12 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
 from ninv.npy import from_npy
-from ninv.schemas import History, Job, JobList, JobStatus, Result
+from ninv.schemas import FINISHED, History, Job, JobList, JobStatus, Result
 from ninv.store import JobNotFound
 from service import examples
 from service.deps import JobId, OwnerDep, ResourcesDep, StoreDep
 from service.errors import ProblemError
 from service.parsing import NPY
+from service.prefer import PreferHeader, applied, hold, parse_wait
 from service.sse import job_events
 from service.workers import noted
 
@@ -36,14 +38,44 @@ def _example(value: Any) -> dict[str, Any]:
     "/{job_id}",
     response_model=Job,
     summary="Get a job",
-    responses={200: _example(examples.JOB), **examples.problems(401, 404, 422, 503)},
+    responses={
+        200: {
+            **_example(examples.JOB),
+            "headers": {
+                "Preference-Applied": {
+                    "description": "wait=N: the job finished within `Prefer: wait=N`",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **examples.problems(401, 404, 422, 503),
+    },
 )
-def get_job(job_id: JobId, store: StoreDep, owner: OwnerDep, resources: ResourcesDep) -> Job:
+async def get_job(
+    job_id: JobId,
+    response: Response,
+    store: StoreDep,
+    owner: OwnerDep,
+    resources: ResourcesDep,
+    prefer: PreferHeader = None,
+) -> Job:
     """A job's status, latest progress, summary when finished and error when failed."""
-    record = store.get(job_id, owner=owner)
+
+    async def fetch() -> JobRecord | None:
+        return await run_in_threadpool(store.get, job_id, owner=owner)
+
+    wait_s = parse_wait(prefer, resources.settings.max_wait_s)
+    if wait_s is None:
+        record = await fetch()
+    else:
+        record = await hold(
+            resources.changes, job_id, fetch, timeout=wait_s, poll_s=resources.settings.poll_s
+        )
     if record is None:
         raise JobNotFound(job_id)
-    return noted(record.view(), resources.recent_workers)
+    if wait_s is not None and record.status in FINISHED:
+        response.headers.update(applied(wait_s))
+    return await run_in_threadpool(noted, record.view(), resources.recent_workers)
 
 
 def _not_ready(record: JobRecord) -> ProblemError:
@@ -129,6 +161,7 @@ async def get_events(
     request: Request,
     store: StoreDep,
     owner: OwnerDep,
+    resources: ResourcesDep,
     last_event_id: Annotated[
         int | None,
         Header(ge=0, description="resume after this iteration (the id of the last event seen)"),
@@ -138,19 +171,26 @@ async def get_events(
     if await run_in_threadpool(store.get, job_id, owner=owner) is None:
         raise JobNotFound(job_id)
     timing = request.app.state.sse
+    changes = resources.changes
 
     async def fetch() -> JobRecord | None:
         return await run_in_threadpool(store.get, job_id, owner=owner)
 
-    stream = job_events(
-        fetch,
-        after=-1 if last_event_id is None else last_event_id,
-        poll_s=timing.poll_s,
-        keepalive_s=timing.keepalive_s,
-        disconnected=request.is_disconnected,
-    )
+    async def stream() -> AsyncIterator[str]:
+        # Watched before the stream's first read: a change written after it wakes the stream.
+        with changes.watch(job_id) as watch:
+            async for message in job_events(
+                fetch,
+                after=-1 if last_event_id is None else last_event_id,
+                poll_s=timing.poll_s,
+                keepalive_s=timing.keepalive_s,
+                disconnected=request.is_disconnected,
+                changed=watch.wait,
+            ):
+                yield message
+
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
 @router.post(
