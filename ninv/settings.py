@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     batch_max_n: int = Field(
         default=64, ge=1, description="matrices larger than this are never batched"
     )
+    max_active_per_key: int = Field(
+        default=10_000,
+        ge=1,
+        description="most jobs one API key may have queued or running; beyond it, 429",
+    )
 
     @property
     def api_key_list(self) -> list[str]:

@@ -27,6 +27,7 @@ from ._problem import (
     Method,
     SolverError,
     StopReason,
+    check_matrix,
 )
 from ._schedule import DEFAULT_LR_SCHEDULE
 from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
@@ -56,6 +57,7 @@ __all__ = [
     "SolverError",
     "StopReason",
     "StopRule",
+    "check_matrix",
     "invert",
     "solve_batch",
 ]
