@@ -51,3 +51,8 @@ def test_faults_bench() -> None:
     figures = run_bench("faults.py", "--n", "200", "--clients", "2", "--drops", "5")
     assert figures["drops"]["statuses"] == {"499": 5.0}
     assert figures["drops"]["tracebacks"] == 0
+
+
+def test_queue_order_bench() -> None:
+    figures = run_bench("queue_order.py", "--jobs", "20")
+    assert figures["fifo"]["succeeded"] and figures["round_robin"]["succeeded"]
