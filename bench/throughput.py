@@ -2,7 +2,10 @@
 
 One run, one real worker process over the real Redis: N queued 16x16 `adam` jobs (max_iter
 2,000 each) are solved once by a worker with batching off and once with it on; the figure that
-matters is the ratio. Usage: python bench/throughput.py [--jobs 1000] [--json]
+matters is the ratio. The jobs are queued before the worker starts; its start-up wake drains
+them from the store (`claim_next`, up to NINV_BATCH_MAX a claim) with no broker message per
+job, so "off" pays only each job's own solve and store calls. Usage:
+python bench/throughput.py [--jobs 1000] [--json]
 """
 
 from __future__ import annotations

@@ -8,10 +8,13 @@ atomically (compare-and-set); a new state or rule belongs here, not in a store.
     queued --claim--> running --finish--> succeeded | failed | cancelled
     queued --cancel--> cancelled;  running --cancel--> running with cancel_requested
     running --recover (lease expired)--> queued (requeue), or failed/cancelled
+
+Which queued job runs next is a rule here too (`next_owner`): owners take turns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -23,6 +26,7 @@ __all__ = [
     "batch_key",
     "due_for_resend",
     "lost_error",
+    "next_owner",
     "require_final",
     "resend_cutoff",
     "utcnow",
@@ -80,6 +84,25 @@ def batch_key(options: SolveOptions, n: int, batch: int | None, *, batch_max_n: 
     if batch is not None or n > batch_max_n or options.method == "exact":
         return None
     return f"{options.method}:{options.dtype}:{options.device}:{n}"
+
+
+def next_owner(waiting: Iterable[str], last: str | None) -> str | None:
+    """Whose turn it is: the owner with waiting jobs that comes next after `last` (the owner
+    served last) in name order, wrapping round to the first; None when nobody waits.
+
+    Round-robin across owners (API keys): one key's 10,000 queued jobs delay another key's
+    single job by one turn, not by 10,000 solves. Within an owner, jobs run oldest first. The
+    stores need only two candidates to apply it: the first waiting owner after `last` and the
+    first waiting owner overall.
+    """
+    owners = sorted(set(waiting))
+    if not owners:
+        return None
+    if last is not None:
+        for owner in owners:
+            if owner > last:
+                return owner
+    return owners[0]
 
 
 class JobRecord(Job):

@@ -1,8 +1,13 @@
 """The Celery app shared by the API (which enqueues by task name) and the worker (which runs it).
 
-Messages carry a job id only; the matrix lives in the job store. With Redis configured, Redis is
-the broker; on the embedded default, kombu's filesystem transport under NINV_DATA_DIR needs no
-server. Celery keeps no results: the job store is the one place a job's state lives.
+Messages carry no job data: the store is the record of every job and what runs next
+(`JobStore.claim_next`, round-robin across owners). The API sends one `ninv.wake` message
+when jobs are queued and none is pending (`wake`), and a woken worker drains the store in
+batches; a burst of N jobs costs about N / NINV_BATCH_MAX messages, not N.
+
+With Redis configured, Redis is the broker; on the embedded default, kombu's filesystem
+transport under NINV_DATA_DIR needs no server. Celery keeps no results: the job store is the
+one place a job's state lives.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from ninv.fsbroker import TRANSPORT as FS_TRANSPORT
 from ninv.fsbroker import broker_options
 from ninv.settings import Settings
+from ninv.store import JobStore
 
-__all__ = ["SOLVE_TASK", "RedisTransport", "enqueue", "make_celery"]
+__all__ = ["SOLVE_TASK", "WAKE_TASK", "RedisTransport", "enqueue", "make_celery", "wake"]
 
-#: The task the worker registers and the API sends by name (so the API never imports torch).
+#: The per-job task older versions sent (`enqueue`); workers still run such messages.
 SOLVE_TASK = "ninv.solve"
+#: The task the API sends by name (so it never imports torch): "jobs are waiting in the store".
+WAKE_TASK = "ninv.wake"
 
 
 class RedisTransport(_KombuRedisTransport):
@@ -86,5 +94,22 @@ def make_celery(settings: Settings) -> Celery:
 
 
 def enqueue(app: Celery, job_id: str) -> None:
-    """Send the solve task for one job; its message carries the job id only."""
+    """Send the solve task for one job (what older versions did for every job)."""
     app.send_task(SOLVE_TASK, args=[job_id])
+
+
+def wake(app: Celery, store: JobStore, *, pending_s: float) -> bool:
+    """Send one wake message unless one is pending already (`JobStore.mark_wake`); True if
+    sent. A mark lapses after pending_s, so a message lost with a dead worker is replaced.
+
+    No job is lost by a wake not sent: a pending message's worker clears the mark before it
+    claims (`JobStore.clear_wake`), so it sees every job stored before the mark was found set.
+    """
+    if not store.mark_wake(pending_s):
+        return False
+    try:
+        app.send_task(WAKE_TASK)
+    except BaseException:
+        store.clear_wake()  # nothing is on its way: the next caller must send
+        raise
+    return True

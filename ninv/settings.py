@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         description="how often event streams and waits re-read a job when no change notice "
         "arrives (notices wake them at once; this is the fallback)",
     )
+    max_active_per_key: int = Field(
+        default=10_000,
+        ge=1,
+        description="most jobs one API key may have queued or running; beyond it, 429",
+    )
 
     @property
     def api_key_list(self) -> list[str]:

@@ -158,14 +158,34 @@ def parse_invert(
                 "put the options in the JSON body",
                 ("query",),
             )
-        return parse_json(body, limits)
+        return _fits_dtype(parse_json(body, limits))
     if kind == NPY:
-        return parse_npy(body, query, limits)
+        return _fits_dtype(parse_npy(body, query, limits))
     raise ProblemError(
         415,
         f"Content-Type must be {JSON} or {NPY}, not {kind or 'missing'!r}",
         title="Unsupported Media Type",
     )
+
+
+def _fits_dtype(parsed: ParsedRequest) -> ParsedRequest:
+    """Refuse an entry the requested dtype cannot hold, here rather than in the worker.
+
+    A worker that found it would fail the job after a wait in the queue; in a batch, before
+    per-job checks, it failed its neighbours too.
+    """
+    if parsed.options.dtype != "float32" or parsed.matrix.dtype == np.float32:
+        return parsed
+    with np.errstate(over="ignore"):  # the overflow is what is looked for
+        fits = np.isfinite(parsed.matrix.astype(np.float32))
+    if not fits.all():
+        where = tuple(int(i) for i in np.argwhere(~fits)[0])
+        index = "".join(f"[{i}]" for i in where)
+        _bad(
+            f"matrix{index} overflows float32 (|x| > 3.4e38); use dtype float64",
+            ("body", "matrix", *where),
+        )
+    return parsed
 
 
 # -- JSON -----------------------------------------------------------------------------------------

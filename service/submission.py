@@ -7,9 +7,9 @@ import logging
 from celery import Celery
 
 from ninv.jobs import JobRecord
-from ninv.queue import enqueue
+from ninv.queue import wake
 from ninv.schemas import JobStatus
-from ninv.store import JobStore
+from ninv.store import JobStore, TooManyActive
 from service.errors import ProblemError
 from service.parsing import ParsedRequest
 
@@ -19,6 +19,8 @@ log = logging.getLogger("ninv.service")
 
 #: Seconds a client should wait before retrying a submission the broker refused.
 ENQUEUE_RETRY_AFTER_S = 5
+#: Seconds a client over NINV_MAX_ACTIVE_PER_KEY should wait: about a batch's solve.
+BUSY_RETRY_AFTER_S = 10
 
 
 def new_record(
@@ -43,21 +45,38 @@ def new_record(
 
 
 def submit(
-    store: JobStore, celery: Celery, record: JobRecord, matrix: bytes
+    store: JobStore,
+    celery: Celery,
+    record: JobRecord,
+    matrix: bytes,
+    *,
+    max_active: int,
+    pending_s: float,
 ) -> tuple[JobRecord, bool]:
-    """Create the job (or find its Idempotency-Key twin) and send its task; (job, created).
+    """Create the job (or find its Idempotency-Key twin) and wake a worker; (job, created).
 
-    The job is stored before its message is sent. If sending fails the job stays queued in the
-    store, where the worker's start-up recovery re-enqueues it, and the caller gets 503 naming
-    the job; a retry with the same Idempotency-Key sends the message again. A duplicate message
-    is harmless: a worker claims only a queued job.
+    The job is stored before any message is sent, and the message only says "jobs wait": it
+    is sent when none is pending (`ninv.queue.wake`), so a burst costs a few messages. If
+    sending fails the job stays queued in the store, where the lease sweeper or a worker's
+    start-up finds it, and the caller gets 503 naming the job; a retry with the same
+    Idempotency-Key tries the message again. An owner with `max_active` jobs queued or running
+    gets 429.
     """
-    job, created = store.create(record, matrix)
+    try:
+        job, created = store.create(record, matrix, max_active=max_active)
+    except TooManyActive as exc:
+        raise ProblemError(
+            429,
+            f"this API key has {exc.limit} jobs queued or running, the most it may have "
+            "(NINV_MAX_ACTIVE_PER_KEY); retry when some have finished",
+            title="Too Many Requests",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        ) from None
     if created or job.status == JobStatus.queued:
         try:
-            enqueue(celery, job.id)
+            wake(celery, store, pending_s=pending_s)
         except Exception as exc:  # any broker failure: kombu, redis, OS errors
-            log.warning("enqueue of job %s failed: %s", job.id, type(exc).__name__)
+            log.warning("wake for job %s failed: %s", job.id, type(exc).__name__)
             raise ProblemError(
                 503,
                 f"job {job.id} is stored but the queue does not answer; it will run when a "

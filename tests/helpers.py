@@ -18,7 +18,7 @@ import redis
 
 from ninv.jobs import JobRecord
 from ninv.npy import from_npy, to_npy
-from ninv.queue import enqueue, make_celery
+from ninv.queue import make_celery, wake
 from ninv.schemas import FINISHED, SolveOptions
 from ninv.settings import Settings
 from ninv.store import JobStore
@@ -67,7 +67,7 @@ def submit(
     send: bool = True,
     **options: object,
 ) -> JobRecord:
-    """Create a job and enqueue it, exactly as the API's POST /invert does."""
+    """Create a job and wake a worker for it, exactly as the API's POST /invert does."""
     job = JobRecord.queued(
         SolveOptions.model_validate(options),
         n=matrix.shape[-1],
@@ -78,7 +78,7 @@ def submit(
     )
     stored, _ = store.create(job, npy_bytes(matrix))
     if send:
-        enqueue(make_celery(settings), stored.id)
+        wake(make_celery(settings), store, pending_s=settings.lease_s)
     return stored
 
 

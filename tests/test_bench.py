@@ -57,3 +57,8 @@ def test_side_by_side_bench() -> None:
     figures = run_bench("side_by_side.py", "--seconds", "1", "--latency-jobs", "3")
     for side in ("plain_redis", "ninv_redis", "ninv_embedded"):
         assert figures[side]["jobs_per_s"] > 0 and figures[side]["p50_ms"] > 0
+
+
+def test_queue_order_bench() -> None:
+    figures = run_bench("queue_order.py", "--jobs", "20")
+    assert figures["fifo"]["succeeded"] and figures["round_robin"]["succeeded"]

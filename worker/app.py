@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING
 from celery.signals import worker_ready, worker_shutdown
 
 from ninv.durability import log_persistence
-from ninv.queue import enqueue, make_celery
+from ninv.queue import make_celery, wake
 from ninv.settings import Settings, get_settings
 from ninv.store import JobStore, StoreError, open_store
 from worker.presence import Presence, describe_worker
-from worker.recovery import LeaseSweeper, requeue_waiting
+from worker.recovery import LeaseSweeper, wake_if_waiting
 
 if TYPE_CHECKING:  # the real import waits for get_runner: Flower must not load torch
     from worker.runner import JobRunner
 
-__all__ = ["celery_app", "get_runner", "get_store"]
+__all__ = ["celery_app", "get_runner", "get_store", "send_wake"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,14 @@ def get_runner() -> JobRunner:
     return JobRunner(get_store(), settings, worker_id=worker_id)
 
 
+def send_wake() -> bool:
+    """Send a wake message for queued jobs, unless one is pending (see ninv.queue.wake)."""
+    return wake(celery_app, get_store(), pending_s=get_settings().lease_s)
+
+
 def _enqueue(job_id: str) -> None:
-    enqueue(celery_app, job_id)
+    """What the sweeper calls for a job that needs a message: a wake covers them all."""
+    send_wake()
 
 
 _sweeper: LeaseSweeper | None = None
@@ -78,15 +84,15 @@ def _start_recovery(**_: object) -> None:
     runner = get_runner()  # load torch and the store before the first job, not during it
     if settings.redis_url:
         log_persistence(settings.redis_url)
-    # The filesystem broker deletes a message when it delivers it, so on the embedded default a
-    # job can be queued with no message left (its worker died before claiming it). Redis keeps
-    # messages until they are acknowledged, so there re-sending would only add duplicates. In
-    # both modes the sweeper's outbox re-sends any job queued longer than NINV_REQUEUE_AFTER_S
-    # (stored by an API that died before sending, or whose message a full Redis lost).
-    if settings.embedded:
-        resent = requeue_waiting(get_store(), _enqueue)
-        if resent:
-            log.info("re-enqueued %d queued jobs", resent)
+    # A wake mark may outlive its message (the filesystem broker deletes a message when it
+    # delivers it; an API may die between storing a job and sending): start with a fresh one.
+    # Later, the sweeper's outbox wakes the workers for any job queued longer than
+    # NINV_REQUEUE_AFTER_S (its wake lost with a dead worker, or by a full Redis).
+    try:
+        if wake_if_waiting(get_store(), send_wake):
+            log.info("jobs wait in the store: woke the workers")
+    except Exception as exc:  # store or broker down or full: the sweeper's outbox retries
+        log.warning("start-up wake skipped: %s: %s", type(exc).__name__, exc)
     _sweeper = LeaseSweeper(
         get_store(),
         _enqueue,

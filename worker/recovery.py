@@ -10,7 +10,7 @@ from collections.abc import Callable
 from ninv.jobs import resend_cutoff, utcnow
 from ninv.store import JobStore, StoreError
 
-__all__ = ["LeaseSweeper", "Outbox", "requeue_waiting"]
+__all__ = ["LeaseSweeper", "Outbox", "requeue_waiting", "wake_if_waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,16 @@ def requeue_waiting(store: JobStore, enqueue: Callable[[str], None]) -> int:
     for job_id in ids:
         enqueue(job_id)
     return len(ids)
+
+
+def wake_if_waiting(store: JobStore, send_wake: Callable[[], object]) -> bool:
+    """At a worker's start: if jobs are queued, drop any pending wake mark (its message may have
+    died with a worker) and send a wake. True if jobs wait."""
+    if not store.queued_ids(1):
+        return False
+    store.clear_wake()
+    send_wake()
+    return True
 
 
 class Outbox:

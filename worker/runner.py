@@ -30,6 +30,7 @@ from worker.solver import (
     ProgressPoint,
     Solution,
     SolverError,
+    check_matrix,
     invert,
     solve_batch,
     thin,
@@ -44,6 +45,9 @@ _T = TypeVar("_T")
 #: Backoff between attempts to store results the store refused (down, or full), in seconds.
 WRITE_RETRY_FIRST_S = 0.5
 WRITE_RETRY_MAX_S = 10.0
+
+#: How long one `drain` goes on taking batches before it hands the rest to the next message.
+DRAIN_FOR_S = 5.0
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -60,11 +64,13 @@ def _failure_message(exc: BaseException) -> str:
 
 @dataclass
 class _Running:
-    """One job inside a solve: its record, its progress, whether its outcome is stored."""
+    """One job inside a solve: its record, its progress, whether its outcome is stored, and its
+    input matrix once loaded."""
 
     job: JobRecord
     progress: JobProgress
     done: bool = False
+    matrix: np.ndarray | None = None
 
 
 class JobRunner:
@@ -78,12 +84,64 @@ class JobRunner:
     # -- entry point ------------------------------------------------------------------------
 
     def run(self, job_id: str) -> None:
-        """Claim the job (a no-op if finished or held elsewhere), batch it if it can be, solve."""
+        """Claim one job (a no-op if finished or held elsewhere), batch it if it can be, solve.
+
+        What a per-job `ninv.solve` message asks: older versions sent one per job, and tests
+        drive a job through it directly. The product's path is `drain`.
+        """
         job = self._store.claim(job_id, self.worker_id, self._settings.lease_s)
         if job is None:
             log.debug("job %s: nothing to do (finished, or held by a live worker)", job_id)
             return
-        running = [self._running(j) for j in (job, *self._gather_compatible(job))]
+        self._solve_claimed([job, *self._gather_compatible(job)])
+
+    def drain(self, wake: Callable[[], object], *, for_s: float = DRAIN_FOR_S) -> int:
+        """Claim and solve waiting jobs, a batch at a time, in the store's round-robin order
+        across owners (`claim_next`), until none waits or `for_s` seconds have passed; return
+        how many jobs it took.
+
+        After each claim it calls `wake` (which sends a message only if none is pending), so
+        an idle worker can take the next batch meanwhile, and a drain that stops at `for_s`
+        (keeping a warm shutdown or a redeploy short) leaves a message for what is left.
+        """
+        limit = max(1, self._settings.batch_max)
+        deadline = time.monotonic() + for_s
+        taken = 0
+        while True:
+            jobs = self._store.claim_next(self.worker_id, self._settings.lease_s, limit)
+            if not jobs:
+                return taken
+            taken += len(jobs)
+            if len(jobs) > 1:
+                log.info("solving %d jobs together (%s)", len(jobs), jobs[0].batch_key)
+            wake()
+            self._solve_claimed(jobs)
+            if time.monotonic() >= deadline:
+                return taken
+
+    def _solve_claimed(self, jobs: Sequence[JobRecord]) -> None:
+        """Solve claimed jobs: each matrix checked alone first, then the rest together."""
+        running = [item for item in map(self._running, jobs) if self._checked(item)]
+        if running:
+            self._solve_group(running)
+
+    def _checked(self, item: _Running) -> bool:
+        """Whether the job's own matrix is one the solver takes; if not, fail it alone, with
+        indices in its own matrix (a batch's stacked error would name the stack and fail
+        every job in it)."""
+        try:
+            item.matrix = self._load(item.job)
+            check_matrix(item.matrix, dtype=item.job.options.dtype, max_n=self._settings.max_n)
+        except SolverError as exc:
+            item.done = True
+            self._fail([item], exc)
+            return False
+        return True
+
+    def _solve_group(self, running: list[_Running]) -> None:
+        """Solve jobs together; an error that hits the whole batched solve (out of memory, an
+        internal error) re-runs its unfinished jobs in halves, down to single jobs, so only a
+        job that fails alone is failed."""
         try:
             if len(running) == 1:
                 self._solve_alone(running[0])
@@ -92,7 +150,19 @@ class JobRunner:
         except StoreError:
             raise  # the store is down: the leases lapse and the jobs run again elsewhere
         except Exception as exc:
-            self._fail([item for item in running if not item.done], exc)
+            left = [item for item in running if not item.done]
+            if len(left) <= 1:
+                self._fail(left, exc)
+                return
+            log.warning(
+                "a batched solve of %d jobs failed (%s); solving them in halves",
+                len(left), type(exc).__name__,
+            )  # fmt: skip
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+            half = len(left) // 2
+            for part in (left[:half], left[half:]):
+                self._solve_group([self._again(item) for item in part])
 
     def _gather_compatible(self, job: JobRecord) -> list[JobRecord]:
         """Claim queued jobs that can share this job's solve.
@@ -121,6 +191,10 @@ class JobRunner:
         progress = JobProgress(job.id, max_iter=max_iter, timeout_s=self._settings.job_timeout_s)
         return _Running(job, progress)
 
+    def _again(self, item: _Running) -> _Running:
+        """The job afresh (new progress), keeping its loaded matrix: for a re-run."""
+        return _Running(item.job, self._running(item.job).progress, matrix=item.matrix)
+
     def _device(self, job: JobRecord) -> str:
         # A job that leaves the device to ninv runs on the worker's own device.
         return self._settings.device if job.options.device == "auto" else job.options.device
@@ -130,7 +204,7 @@ class JobRunner:
     def _solve_alone(self, item: _Running) -> None:
         """A job that batches with nothing: one matrix, or a (b, n, n) input of its own."""
         options = item.job.options
-        matrix = self._load(item.job)
+        matrix = self._matrix(item)
         solution = invert(
             matrix,
             method=options.method,
@@ -162,7 +236,7 @@ class JobRunner:
 
         first = jobs[0].options
         solve_batch(
-            np.stack([self._load(job) for job in jobs]),
+            np.stack([self._matrix(item) for item in running]),
             [
                 ItemOptions(
                     max_iter=job.options.max_iter,
@@ -186,6 +260,11 @@ class JobRunner:
         )
 
     # -- talking to the store -------------------------------------------------------------------
+
+    def _matrix(self, item: _Running) -> np.ndarray:
+        if item.matrix is None:
+            item.matrix = self._load(item.job)
+        return item.matrix
 
     def _load(self, job: JobRecord) -> np.ndarray:
         blob = self._store.load_matrix(job.id)

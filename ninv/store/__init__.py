@@ -14,6 +14,7 @@ from ninv.store._base import (
     StoreError,
     StoreFull,
     StoreUnavailable,
+    TooManyActive,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreUnavailable",
+    "TooManyActive",
     "open_store",
 ]
 

@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreUnavailable",
+    "TooManyActive",
     "capped",
     "visible",
 ]
@@ -46,6 +47,15 @@ class IdempotencyConflict(StoreError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"idempotency key already used for job {job_id} with a different body")
         self.job_id = job_id
+
+
+class TooManyActive(StoreError):
+    """The owner already has NINV_MAX_ACTIVE_PER_KEY jobs queued or running."""
+
+    def __init__(self, owner: str, limit: int) -> None:
+        super().__init__(f"owner has {limit} jobs queued or running, the limit")
+        self.owner = owner
+        self.limit = limit
 
 
 class JobNotFound(StoreError):
@@ -109,12 +119,17 @@ class JobStore(Protocol):
     def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 
-    def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
+    def create(
+        self, job: JobRecord, matrix: bytes, *, max_active: int | None = None
+    ) -> tuple[JobRecord, bool]:
         """Store a new queued job and its input, atomically.
 
         When job.idempotency_key is set and the owner already has a job under that key, return
         that job and False if its request_hash equals job.request_hash, else raise
-        IdempotencyConflict. Otherwise return the stored job and True.
+        IdempotencyConflict. Otherwise, when `max_active` is given and the owner already has
+        that many jobs queued or running, raise TooManyActive (checked in the same atomic step,
+        so concurrent submissions cannot pass it together). Otherwise return the stored job
+        and True.
         """
         ...
 
@@ -154,6 +169,29 @@ class JobStore(Protocol):
         """Atomically take a queued job (`JobRecord.claim`); None, changing nothing, if that
         does not apply (so a redelivered message for a finished or live-leased job is a no-op).
         """
+        ...
+
+    def claim_next(self, worker: str, lease_s: float, limit: int) -> builtins.list[JobRecord]:
+        """Claim what runs next, atomically, as `claim` does: the oldest queued job of the owner
+        whose turn it is (`next_owner` after the owner served last, which this call records),
+        and, when that job has a batch_key, up to `limit` - 1 more queued jobs of that key,
+        oldest first (any owner's). Empty when no job is queued.
+
+        A requeued job (its worker died, or a preempted one) keeps its created time, so it is
+        at the head of its owner's queue again. Any transition that leaves a job queued is
+        picked up here (the stores index queued jobs by status); whoever makes it then calls
+        `ninv.queue.wake` (in a worker, `worker.app.send_wake`) so that a worker comes.
+        """
+        ...
+
+    def mark_wake(self, pending_s: float) -> bool:
+        """Note that a wake message is on its way, unless one is pending already: True when the
+        caller should send it. A mark lapses after pending_s, so a message lost with a dead
+        worker is replaced by the next caller (or the lease sweeper)."""
+        ...
+
+    def clear_wake(self) -> None:
+        """A worker took the wake message: the next job queued needs a new one."""
         ...
 
     def claim_compatible(

@@ -10,6 +10,12 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:idem:{owner}:{key}    string  Idempotency-Key -> job id
     P:queued                zset    queued job ids by created time
     P:batch:{batch_key}     zset    queued job ids of that batch key by created time
+    P:oq:{owner}            zset    the owner's queued job ids by created time: its queue
+    P:owners                zset    owners that may have queued jobs (score 0, by name; an
+                                    owner whose queue emptied is dropped by claim_next)
+    P:turn                  string  the owner claim_next served last (round-robin, next_owner)
+    P:active:{owner}        set     the owner's queued and running job ids (max_active)
+    P:wake                  string  set while a wake message is pending (expires: mark_wake)
     P:running               zset    running job ids by lease expiry: recover_expired is a range
     P:finished:{status}     zset    finished job ids by expiry time: count_by_status
     P:solve:count           hash    method -> finished solves with a summary
@@ -26,6 +32,11 @@ on the same job safely. The batch transitions (claim_compatible, heartbeat_many,
 are one such transaction over all their jobs' keys: WATCH, one read (a read-only Lua script),
 MULTI ... EXEC. Finished jobs' keys (record, blobs, history, idempotency key) get a TTL of
 retention_s; listing drops index entries whose record has expired.
+
+claim_next is one WATCH/MULTI transaction over P:turn and the records it takes, so two workers
+never take the same job or the same turn. Upgrading from a version without owner queues: jobs
+it queued are only in P:queued; claim_next adopts them into their owners' queues when it finds
+the ring empty and P:queued not (and such a version's per-job messages still run them).
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ninv.jobs import JobRecord, utcnow
+from ninv.jobs import JobRecord, next_owner, utcnow
 from ninv.notify import changes_channel
 from ninv.schemas import FINISHED, HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
@@ -62,6 +73,7 @@ from ninv.store._base import (
     Outcome,
     StoreFull,
     StoreUnavailable,
+    TooManyActive,
     capped,
     visible,
 )
@@ -187,6 +199,20 @@ class RedisStore:
     def _k_finished(self, status: JobStatus) -> str:
         return f"{self._p}:finished:{status.value}"
 
+    def _k_owner_queue(self, owner: str) -> str:
+        return f"{self._p}:oq:{owner}"
+
+    def _k_active(self, owner: str) -> str:
+        return f"{self._p}:active:{owner}"
+
+    @property
+    def _k_owners(self) -> str:
+        return f"{self._p}:owners"
+
+    @property
+    def _k_turn(self) -> str:
+        return f"{self._p}:turn"
+
     @property
     def _k_queued(self) -> str:
         return f"{self._p}:queued"
@@ -272,12 +298,16 @@ class RedisStore:
 
     def _unqueue(self, pipe: Pipeline, job: JobRecord) -> None:
         pipe.zrem(self._k_queued, job.id)
+        pipe.zrem(self._k_owner_queue(job.owner), job.id)
         if job.batch_key is not None:
             pipe.zrem(self._k_batch(job.batch_key), job.id)
 
     def _enqueue(self, pipe: Pipeline, job: JobRecord) -> None:
         score = to_us(job.created_at)
         pipe.zadd(self._k_queued, {job.id: score})
+        pipe.zadd(self._k_owner_queue(job.owner), {job.id: score})
+        pipe.zadd(self._k_owners, {job.owner: 0})
+        pipe.sadd(self._k_active(job.owner), job.id)
         if job.batch_key is not None:
             pipe.zadd(self._k_batch(job.batch_key), {job.id: score})
 
@@ -306,6 +336,7 @@ class RedisStore:
         if job.idempotency_key is not None:
             pipe.expire(self._k_idem(job.owner, job.idempotency_key), ttl)
         self._unqueue(pipe, job)
+        pipe.srem(self._k_active(job.owner), job.id)
         pipe.zrem(self._k_running, job.id)
         expires = to_us(now + timedelta(seconds=ttl))
         pipe.zadd(self._k_finished(job.status), {job.id: expires})
@@ -455,9 +486,12 @@ class RedisStore:
     # -- transitions ---------------------------------------------------------------------
 
     @_guard
-    def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
+    def create(
+        self, job: JobRecord, matrix: bytes, *, max_active: int | None = None
+    ) -> tuple[JobRecord, bool]:
         job.check_new()
         idem = None if job.idempotency_key is None else self._k_idem(job.owner, job.idempotency_key)
+        active = self._k_active(job.owner)
 
         def body(pipe: Pipeline) -> tuple[JobRecord, bool]:
             if idem is not None:
@@ -469,6 +503,8 @@ class RedisStore:
                     if existing.owner != job.owner or existing.request_hash != job.request_hash:
                         raise IdempotencyConflict(existing.id)
                     return existing, False
+            if max_active is not None and pipe.scard(active) >= max_active:
+                raise TooManyActive(job.owner, max_active)
             pipe.multi()
             pipe.set(self._k_job(job.id), dump_record(job))
             pipe.set(self._k_matrix(job.id), matrix)
@@ -478,11 +514,14 @@ class RedisStore:
                 pipe.set(idem, job.id)
             return job, True
 
-        return self._txn([] if idem is None else [idem], body)
+        watched = [] if idem is None else [idem]
+        return self._txn(watched if max_active is None else [*watched, active], body)
 
     def _heal(self, pipe: Pipeline, job_id: str, job: JobRecord | None) -> None:
         """Queue the removal from the queued indexes of a job that is not queued."""
         pipe.zrem(self._k_queued, job_id)
+        if job is not None:
+            pipe.zrem(self._k_owner_queue(job.owner), job_id)
         if job is not None and job.batch_key is not None:
             pipe.zrem(self._k_batch(job.batch_key), job_id)
 
@@ -505,6 +544,109 @@ class RedisStore:
             return claimed
 
         return self._txn([key], body)
+
+    @_guard
+    def claim_next(self, worker: str, lease_s: float, limit: int) -> builtins.list[JobRecord]:
+        if limit <= 0:
+            return []
+        while True:
+            try:
+                claimed = self._attempt_next(worker, lease_s, limit)
+            except WatchError:
+                continue  # another worker took the turn or a job first: look again
+            if claimed is not None:
+                return claimed
+
+    def _attempt_next(
+        self, worker: str, lease_s: float, limit: int
+    ) -> builtins.list[JobRecord] | None:
+        """One try of claim_next; None when it only tidied an index (try again)."""
+        with self._r.pipeline() as pipe:
+            pipe.watch(self._k_turn)  # type: ignore[no-untyped-call]
+            raw_last = cast("bytes | None", pipe.get(self._k_turn))
+            last = None if raw_last is None else raw_last.decode()
+            candidates = cast("list[bytes]", pipe.zrange(self._k_owners, 0, 0))
+            if last is not None:
+                candidates += cast(
+                    "list[bytes]",
+                    pipe.zrangebylex(self._k_owners, f"({last}", "+", start=0, num=1),
+                )
+            owner = next_owner((c.decode() for c in candidates), last)
+            if owner is None:
+                if pipe.zcard(self._k_queued) and self._adopt_queued():
+                    return None
+                return []
+            queue = self._k_owner_queue(owner)
+            pipe.watch(queue)  # type: ignore[no-untyped-call]
+            head_ids = cast("list[bytes]", pipe.zrange(queue, 0, 0))
+            if not head_ids:  # the owner's queue is empty: it leaves the ring
+                pipe.multi()
+                pipe.zrem(self._k_owners, owner)
+                pipe.execute()
+                return None
+            head_id = head_ids[0].decode()
+            key = self._k_job(head_id)
+            pipe.watch(key)  # type: ignore[no-untyped-call]
+            found = self._read(pipe, key)
+            now = utcnow()
+            head = None if found is None else found.claim(worker, lease_s, now)
+            if head is None:  # a stale entry (not queued, or expired)
+                pipe.multi()
+                pipe.zrem(queue, head_id)
+                self._heal(pipe, head_id, found)
+                pipe.execute()
+                return None
+            others: list[str] = []
+            if head.batch_key is not None and limit > 1:
+                ids = cast("list[bytes]", pipe.zrange(self._k_batch(head.batch_key), 0, limit - 1))
+                others = [i for i in (m.decode() for m in ids) if i != head_id][: limit - 1]
+            keys = [self._k_job(i) for i in others]
+            if keys:
+                pipe.watch(*keys)  # type: ignore[no-untyped-call]
+            records, _ = self._read_batch(pipe, keys, [])
+            pipe.multi()
+            self._put(pipe, head)
+            claimed = [head]
+            for job_id, job in zip(others, records, strict=True):
+                taken = None if job is None else job.claim(worker, lease_s, now)
+                if taken is None:
+                    self._heal(pipe, job_id, job)
+                else:
+                    self._put(pipe, taken)
+                    claimed.append(taken)
+            pipe.set(self._k_turn, owner)
+            pipe.execute()
+            return claimed
+
+    def _adopt_queued(self) -> int:
+        """Put queued jobs that are in no owner's queue (queued by a version without owner
+        queues) into theirs; return how many. Idempotent, so workers may race on it."""
+        adopted = 0
+        start = 0
+        while True:
+            ids = cast("list[bytes]", self._r.zrange(self._k_queued, start, start + 999))
+            if not ids:
+                return adopted
+            start += len(ids)
+            raws = cast("list[bytes | None]", self._r.mget([self._k_job(i.decode()) for i in ids]))
+            with self._r.pipeline(transaction=False) as pipe:
+                for member, raw in zip(ids, raws, strict=True):
+                    job = None if raw is None else load_record(raw)
+                    if job is not None and job.status == JobStatus.queued:
+                        self._enqueue(pipe, job)
+                        adopted += 1
+                    else:  # a stale entry: tidy it, so an empty ring is not scanned again
+                        pipe.zrem(self._k_queued, member)
+                        start -= 1
+                pipe.execute()
+
+    @_guard
+    def mark_wake(self, pending_s: float) -> bool:
+        return bool(self._r.set(f"{self._p}:wake", 1, nx=True, px=max(1, int(pending_s * 1000))))
+
+    @_guard
+    def clear_wake(self) -> None:
+        self._r.delete(f"{self._p}:wake")
 
     @_guard
     def claim_compatible(

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from ninv.jobs import JobRecord, utcnow
+from ninv.jobs import JobRecord, next_owner, utcnow
 from ninv.notify import changes_folder, ring_changes
 from ninv.schemas import HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
@@ -30,6 +30,7 @@ from ninv.store._base import (
     Outcome,
     StoreFull,
     StoreUnavailable,
+    TooManyActive,
     capped,
     visible,
 )
@@ -62,6 +63,7 @@ CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_us DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_us, id);
 CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_key, status, created_us, id);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_us);
+CREATE INDEX IF NOT EXISTS jobs_turns ON jobs (status, owner, created_us, id);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_us);
 CREATE TABLE IF NOT EXISTS blobs (
     job_id TEXT NOT NULL,
@@ -85,6 +87,14 @@ CREATE TABLE IF NOT EXISTS stats (
     method  TEXT PRIMARY KEY,
     count   INTEGER NOT NULL,
     total_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wake (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    until_us INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS workers (
     id         TEXT PRIMARY KEY,
@@ -326,7 +336,9 @@ class SqliteStore:
     # -- transitions ---------------------------------------------------------------------
 
     @_guard
-    def create(self, job: JobRecord, matrix: bytes) -> tuple[JobRecord, bool]:
+    def create(
+        self, job: JobRecord, matrix: bytes, *, max_active: int | None = None
+    ) -> tuple[JobRecord, bool]:
         job.check_new()
         with self._write() as conn:
             if job.idempotency_key is not None:
@@ -339,6 +351,14 @@ class SqliteStore:
                     if existing.request_hash != job.request_hash:
                         raise IdempotencyConflict(existing.id)
                     return existing, False
+            if max_active is not None:
+                (active,) = conn.execute(
+                    "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND owner = ?",
+                    (job.owner,),
+                ).fetchone()
+                if int(active) >= max_active:
+                    raise TooManyActive(job.owner, max_active)
+            if job.idempotency_key is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO idempotency (owner, key, job_id) VALUES (?, ?, ?)",
                     (job.owner, job.idempotency_key, job.id),
@@ -371,25 +391,88 @@ class SqliteStore:
             return claimed
 
     @_guard
+    def claim_next(self, worker: str, lease_s: float, limit: int) -> builtins.list[JobRecord]:
+        if limit <= 0:
+            return []
+        with self._write() as conn:
+            row = conn.execute("SELECT owner FROM turns WHERE id = 1").fetchone()
+            last = None if row is None else str(row[0])
+            # the two candidates `next_owner` needs, each one index lookup (jobs_turns)
+            waiting = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT min(owner) FROM jobs WHERE status = 'queued' AND owner > ?"
+                    " UNION ALL SELECT min(owner) FROM jobs WHERE status = 'queued'",
+                    (last or "",),
+                )
+                if r[0] is not None
+            ]
+            owner = next_owner(waiting, last)
+            if owner is None:
+                return []
+            (raw,) = conn.execute(
+                "SELECT record FROM jobs WHERE status = 'queued' AND owner = ?"
+                " ORDER BY created_us, id LIMIT 1",
+                (owner,),
+            ).fetchone()
+            now = utcnow()
+            head = load_record(raw).claim(worker, lease_s, now)
+            assert head is not None  # selected as queued, in this transaction
+            self._save(conn, head)
+            claimed = [head]
+            if head.batch_key is not None and limit > 1:
+                claimed += self._claim_batch(conn, head.batch_key, worker, lease_s, limit - 1, now)
+            conn.execute("INSERT OR REPLACE INTO turns (id, owner) VALUES (1, ?)", (owner,))
+        return claimed
+
+    @staticmethod
+    def _claim_batch(
+        conn: sqlite3.Connection,
+        batch_key: str,
+        worker: str,
+        lease_s: float,
+        limit: int,
+        now: datetime,
+    ) -> builtins.list[JobRecord]:
+        claimed: list[JobRecord] = []
+        rows = conn.execute(
+            "SELECT record FROM jobs WHERE batch_key = ? AND status = 'queued'"
+            " ORDER BY created_us, id LIMIT ?",
+            (batch_key, limit),
+        ).fetchall()
+        for (raw,) in rows:
+            job = load_record(raw).claim(worker, lease_s, now)
+            if job is not None:
+                SqliteStore._save(conn, job)
+                claimed.append(job)
+        return claimed
+
+    @_guard
+    def mark_wake(self, pending_s: float) -> bool:
+        now = utcnow()
+        with self._write() as conn:
+            row = conn.execute("SELECT until_us FROM wake WHERE id = 1").fetchone()
+            if row is not None and int(row[0]) > to_us(now):
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO wake (id, until_us) VALUES (1, ?)",
+                (to_us(now + timedelta(seconds=pending_s)),),
+            )
+            return True
+
+    @_guard
+    def clear_wake(self) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM wake WHERE id = 1")
+
+    @_guard
     def claim_compatible(
         self, batch_key: str, worker: str, lease_s: float, limit: int
     ) -> builtins.list[JobRecord]:
         if limit <= 0:
             return []
-        now = utcnow()
-        claimed: list[JobRecord] = []
         with self._write() as conn:
-            rows = conn.execute(
-                "SELECT record FROM jobs WHERE batch_key = ? AND status = 'queued'"
-                " ORDER BY created_us, id LIMIT ?",
-                (batch_key, limit),
-            ).fetchall()
-            for (raw,) in rows:
-                job = load_record(raw).claim(worker, lease_s, now)
-                if job is not None:
-                    self._save(conn, job)
-                    claimed.append(job)
-        return claimed
+            return self._claim_batch(conn, batch_key, worker, lease_s, limit, utcnow())
 
     @staticmethod
     def _append_history(

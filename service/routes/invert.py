@@ -63,7 +63,7 @@ INLINE_PARSE_BYTES = 64 * 1024
             },
             "content": {"application/json": {"example": {**examples.JOB, "status": "queued"}}},
         },
-        **examples.problems(400, 401, 408, 413, 415, 422, 503),
+        **examples.problems(400, 401, 408, 413, 415, 422, 429, 503),
     },
     openapi_extra={
         "requestBody": examples.invert_request_body(),
@@ -103,7 +103,14 @@ async def invert(
 
     async def accept() -> Job:
         job, created = await run_in_threadpool(
-            _accept, parsed, record, where, store=store, celery=celery, resources=resources
+            _accept,
+            parsed,
+            record,
+            where,
+            store=store,
+            celery=celery,
+            resources=resources,
+            settings=settings,
         )
         response.headers["Location"] = f"/jobs/{job.id}"
         response.headers["Retry-After"] = "1"
@@ -186,6 +193,7 @@ def _accept(
     store: JobStore,
     celery: Celery,
     resources: Resources,
+    settings: Settings,
 ) -> tuple[Job, bool]:
     """Store and enqueue the job (in the thread pool); the view says if no worker can run it.
 
@@ -196,5 +204,12 @@ def _accept(
         problem = device_problem(parsed.options.device, resources.recent_workers())
         if problem is not None:
             raise ProblemError(422, problem, errors=[{"loc": [where, "device"], "msg": problem}])
-    job, created = submit(store, celery, record, parsed.npy())
+    job, created = submit(
+        store,
+        celery,
+        record,
+        parsed.npy(),
+        max_active=settings.max_active_per_key,
+        pending_s=settings.lease_s,
+    )
     return noted(job.view(), resources.recent_workers), created

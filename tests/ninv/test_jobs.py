@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from ninv.jobs import JobRecord, NotFinished, utcnow
+from ninv.jobs import JobRecord, NotFinished, next_owner, utcnow
 from ninv.schemas import JobStatus, Progress, SolveOptions
 
 NOW = utcnow()
@@ -109,3 +109,35 @@ def test_recover_requeues_then_fails_or_cancels() -> None:
     assert cancelled is not None
     assert (cancelled.status, cancelled.error) == (JobStatus.cancelled, None)
     assert queued().recover(LATER, max_attempts=5) is None
+
+
+# -- whose turn: next_owner ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("waiting", "last", "expected"),
+    [
+        ([], None, None),
+        ([], "a", None),
+        (["b", "a"], None, "a"),  # nobody served yet: the first by name
+        (["a", "b", "c"], "a", "b"),
+        (["a", "b", "c"], "c", "a"),  # wraps round
+        (["a", "c"], "b", "c"),  # the last owner left the queue: the next after it
+        (["a"], "a", "a"),  # alone: its turn again
+        (["a", "a", "b"], "a", "b"),
+    ],
+)
+def test_owners_take_turns_in_name_order(
+    waiting: list[str], last: str | None, expected: str | None
+) -> None:
+    assert next_owner(waiting, last) == expected
+
+
+def test_a_round_of_turns_serves_every_waiting_owner_once() -> None:
+    owners = ["carol", "alice", "bob"]
+    last = None
+    served = []
+    for _ in range(6):
+        last = next_owner(owners, last)
+        served.append(last)
+    assert served == ["alice", "bob", "carol", "alice", "bob", "carol"]

@@ -28,6 +28,7 @@ from ._problem import (
     Method,
     SolverError,
     StopReason,
+    check_matrix,
 )
 from ._schedule import DEFAULT_LR_SCHEDULE
 from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
@@ -60,6 +61,7 @@ __all__ = [
     "SolverError",
     "StopReason",
     "StopRule",
+    "check_matrix",
     "invert",
     "solve_batch",
     "thin",

@@ -22,6 +22,7 @@ __all__ = [
     "SolverError",
     "StopReason",
     "as_matrix",
+    "check_matrix",
     "check_max_iter",
     "check_method",
     "check_seeds",
@@ -185,6 +186,16 @@ def as_matrix(
     if out.ndim == 2:
         out = out.unsqueeze(0)
     return out.to(device)
+
+
+def check_matrix(matrix: object, *, dtype: str, max_n: int | None = None) -> None:
+    """Raise `SolverError` unless `matrix` is one the solver takes in `dtype`.
+
+    The same checks as a solve makes, on the CPU and without solving: a worker runs it on each
+    job's matrix before stacking a batch, so a bad matrix fails its own job with indices in its
+    own matrix, not the whole batch with indices in the stack.
+    """
+    as_matrix(matrix, dtype=torch_dtype(dtype), device=torch.device("cpu"), max_n=max_n)
 
 
 def _is_int(t: torch.Tensor) -> bool:
