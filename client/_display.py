@@ -70,6 +70,16 @@ def describe(job: Job) -> str:
     return text
 
 
+def _runs(job: Job) -> str:
+    """How the job got where it is: its runs, time slices given up, where it resumed."""
+    text = f"{job.attempts} run{'s' if job.attempts != 1 else ''}"
+    if job.preemptions:
+        text += f", {job.preemptions} time slice{'s' if job.preemptions != 1 else ''} given up"
+    if job.resumed_from is not None:
+        text += f", resumed from iteration {job.resumed_from}"
+    return text
+
+
 def format_job(job: Job) -> str:
     """The `status` command's text: one `name value` line per known field."""
     shape = f"{job.batch} x {job.n} x {job.n}" if job.batch else f"{job.n} x {job.n}"
@@ -87,6 +97,8 @@ def format_job(job: Job) -> str:
         rows.append(("finished", job.finished_at.isoformat(timespec="seconds")))
     if job.worker:
         rows.append(("worker", f"{job.worker} (attempt {job.attempts})"))
+    if job.preemptions or job.resumed_from is not None or job.attempts > 1:
+        rows.append(("runs", _runs(job)))
     if job.progress and job.status not in FINISHED:  # a finished job's summary says where it ended
         p = job.progress
         rows.append(("progress", f"{p.iteration}/{p.max_iter}  {progress_line(p)}"))

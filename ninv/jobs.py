@@ -8,6 +8,8 @@ atomically (compare-and-set); a new state or rule belongs here, not in a store.
     queued --claim--> running --finish--> succeeded | failed | cancelled
     queued --cancel--> cancelled;  running --cancel--> running with cancel_requested
     running --recover (lease expired)--> queued (requeue), or failed/cancelled
+    running --preempt (its time slice is over, others wait)--> queued
+    running --checkpointed--> running (a checkpoint at an iteration; the next claim resumes it)
 
 Which queued job runs next is a rule here too (`next_owner`): owners take turns.
 """
@@ -113,6 +115,7 @@ class JobRecord(Job):
     batch_key: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    checkpoint_iteration: int | None = None  # the stored checkpoint's iteration, if any
 
     @classmethod
     def queued(
@@ -162,19 +165,49 @@ class JobRecord(Job):
         return self.status == JobStatus.running and self.worker == worker
 
     def claim(self, worker: str, lease_s: float, now: datetime) -> JobRecord | None:
-        """Queued -> running under `worker`'s lease, attempts + 1. None unless queued (so a
-        redelivered message for a finished or live-leased job is a no-op)."""
+        """Queued -> running under `worker`'s lease, attempts + 1, resuming from the stored
+        checkpoint if there is one. None unless queued (so a redelivered message for a finished
+        or live-leased job is a no-op)."""
         if self.status != JobStatus.queued:
             return None
         return self.model_copy(
             update={
                 "status": JobStatus.running,
                 "attempts": self.attempts + 1,
+                "resumed_from": self.checkpoint_iteration,
                 "worker": worker,
                 "started_at": now,
                 "lease_until": now + timedelta(seconds=lease_s),
             }
         )
+
+    def checkpointed(self, worker: str, iteration: int) -> JobRecord | None:
+        """The owner stored a checkpoint at `iteration` (the next claim resumes from it). None
+        unless `worker` owns the job, so a worker that lost its lease writes no checkpoint."""
+        if not self.owned_by(worker):
+            return None
+        return self.model_copy(update={"checkpoint_iteration": iteration})
+
+    def preempt(self, worker: str) -> JobRecord | None:
+        """Running -> queued, preemptions + 1: the owner's time slice is over and other jobs
+        wait; it resumes from its checkpoint when next claimed. Progress and history stay.
+        None unless `worker` owns the job."""
+        if not self.owned_by(worker):
+            return None
+        return self.model_copy(
+            update={
+                "status": JobStatus.queued,
+                "preemptions": self.preemptions + 1,
+                "worker": None,
+                "lease_until": None,
+            }
+        )
+
+    @property
+    def lost_runs(self) -> int:
+        """Runs that ended with no word from their worker: claims that were not preempted
+        (the current run included)."""
+        return self.attempts - self.preemptions
 
     def heartbeat(
         self, worker: str, lease_s: float, now: datetime, progress: Progress | None
@@ -233,13 +266,13 @@ class JobRecord(Job):
             return None
         if self.cancel_requested:
             return self._end(JobStatus.cancelled, now, error=None)
-        if self.attempts >= max_attempts:
-            return self._end(JobStatus.failed, now, error=lost_error(self.attempts))
+        if self.lost_runs >= max_attempts:
+            return self._end(JobStatus.failed, now, error=lost_error(self.lost_runs))
         return self.requeue()
 
     def requeue(self) -> JobRecord:
-        """Back to queued, to start afresh: worker, lease and progress cleared (the store drops
-        the job's history when it writes a requeued record)."""
+        """Back to queued: worker, lease and progress cleared (the store drops the job's
+        history when it writes a requeued record); it resumes from its checkpoint, if any."""
         return self.model_copy(
             update={
                 "status": JobStatus.queued,

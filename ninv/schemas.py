@@ -240,7 +240,14 @@ class Job(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    attempts: int = 0
+    attempts: int = Field(default=0, description="times a worker took the job (runs and slices)")
+    preemptions: int = Field(
+        default=0, description="times the job yielded its worker to waiting jobs (time slicing)"
+    )
+    resumed_from: int | None = Field(
+        default=None,
+        description="the iteration its latest run resumed from (a checkpoint), null: from 0",
+    )
     worker: str | None = None
     cancel_requested: bool = False
     progress: Progress | None = None

@@ -100,6 +100,24 @@ class Settings(BaseSettings):
     batch_max_n: int = Field(
         default=64, ge=1, description="matrices larger than this are never batched"
     )
+    checkpoint_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="how often a running job saves its whole solver state, to resume from "
+        "after its worker dies; 0 turns periodic checkpoints off",
+    )
+    checkpoint_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="largest checkpoint stored; a larger one is skipped (and logged), and its "
+        "job is then never preempted",
+    )
+    slice_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="time slice: a job that ran this long while other jobs wait checkpoints "
+        "and goes back to the queue; a job alone is never interrupted; 0 turns slicing off",
+    )
     max_wait_s: float = Field(
         default=30.0, ge=0, description="longest a `Prefer: wait=N` request is held"
     )

@@ -47,7 +47,7 @@ def get_runner() -> JobRunner:
 
     settings = get_settings()
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{settings.device}"
-    return JobRunner(get_store(), settings, worker_id=worker_id)
+    return JobRunner(get_store(), settings, worker_id=worker_id, wake=send_wake)
 
 
 def send_wake() -> bool:

@@ -3,6 +3,8 @@
 The task only hands a job id to `JobRunner.run`; everything a job's life needs on the worker's
 side lives here: claim, gather compatible jobs into a batch, solve with live progress and
 cancel, store results and summaries, turn errors into failed jobs with a usable message.
+A job solved alone also checkpoints, resumes from its checkpoint, and yields its worker to
+waiting jobs when its time slice is over (worker/slicing.py says when).
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from ninv.settings import Settings
 from ninv.store import Heartbeat, JobStore, Outcome, StoreError, StoreUnavailable
 from worker.outcome import curve, summarise
 from worker.progress import JobProgress
+from worker.slicing import SliceClock, SolveHook
 from worker.solver import (
     DEFAULT_MAX_ITER,
     BatchSolution,
     ItemOptions,
     ProgressPoint,
+    Snapshot,
     Solution,
     SolverError,
+    Suspended,
     check_matrix,
-    invert,
+    invert_resumable,
     solve_batch,
     thin,
 )
@@ -76,10 +81,20 @@ class _Running:
 class JobRunner:
     """Runs jobs on one device for one worker process."""
 
-    def __init__(self, store: JobStore, settings: Settings, *, worker_id: str) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        settings: Settings,
+        *,
+        worker_id: str,
+        wake: Callable[[], object] | None = None,
+    ) -> None:
+        """`wake` makes sure a worker will look at the queue (after a preemption); without
+        it, no job is preempted."""
         self._store = store
         self._settings = settings
         self.worker_id = worker_id
+        self._wake = wake
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -93,7 +108,9 @@ class JobRunner:
         if job is None:
             log.debug("job %s: nothing to do (finished, or held by a live worker)", job_id)
             return
-        self._solve_claimed([job, *self._gather_compatible(job)])
+        # A job with a checkpoint resumes alone: a batched solve starts from iteration 0.
+        others = [] if job.resumed_from is not None else self._gather_compatible(job)
+        self._solve_claimed([job, *others])
 
     def drain(self, wake: Callable[[], object], *, for_s: float = DRAIN_FOR_S) -> int:
         """Claim and solve waiting jobs, a batch at a time, in the store's round-robin order
@@ -202,25 +219,112 @@ class JobRunner:
     # -- solving ------------------------------------------------------------------------------
 
     def _solve_alone(self, item: _Running) -> None:
-        """A job that batches with nothing: one matrix, or a (b, n, n) input of its own."""
-        options = item.job.options
+        """A job that batches with nothing: one matrix, or a (b, n, n) input of its own.
+
+        It resumes from its checkpoint if it has one, saves checkpoints as it goes, and when
+        its slice is over while others wait, stores a checkpoint and goes back to the queue.
+        """
+        job, options = item.job, item.job.options
         matrix = self._matrix(item)
-        solution = invert(
-            matrix,
-            method=options.method,
-            max_iter=options.max_iter,
-            tol=options.tol,
-            lr_schedule=options.lr_schedule,
-            dtype=options.dtype,
-            device=self._device(item.job),
-            seed=options.seed,
-            stall_window=options.stall_window,
-            aux=options.aux,
-            on_progress=lambda point: self._report([(item, point)])[0],
-            progress_every_s=self._settings.progress_every_s,
-            max_n=self._settings.max_n,
-        )
-        self._store_solutions([(item, solution)])
+        slicing = self._settings.slice_s if self._wake is not None else 0.0
+        clock = SliceClock(time.monotonic(), slicing, self._settings.checkpoint_s)
+        hook = SolveHook(clock, time.monotonic, lambda snap: self._checkpoint(job, snap, clock))
+        resume = self._resume_point(job, matrix.shape)
+        while True:
+            out = invert_resumable(
+                matrix,
+                method=options.method,
+                max_iter=options.max_iter,
+                tol=options.tol,
+                lr_schedule=options.lr_schedule,
+                dtype=options.dtype,
+                device=self._device(job),
+                seed=options.seed,
+                stall_window=options.stall_window,
+                aux=options.aux,
+                on_progress=lambda point: self._report_alone(item, point, clock),
+                progress_every_s=self._settings.progress_every_s,
+                max_n=self._settings.max_n,
+                hook=hook,
+                resume=resume,
+            )
+            if not isinstance(out, Suspended):
+                self._store_solutions([(item, out)])
+                return
+            if self._preempt(job, out.snapshot, clock):
+                item.done = True
+                return
+            clock.never_yield()  # its checkpoint was not stored: go on from the snapshot here
+            resume = out.snapshot
+
+    def _report_alone(self, item: _Running, point: ProgressPoint, clock: SliceClock) -> bool:
+        """A tick of a job solved alone; once its slice is over, also whether others wait."""
+        goes_on = self._report([(item, point)])[0]
+        if goes_on and clock.slice_over(time.monotonic()):
+            try:
+                clock.others_wait = bool(self._store.queued_ids(1))
+            except StoreUnavailable:
+                clock.others_wait = False  # the store cannot take the job back now anyway
+        return goes_on
+
+    def _resume_point(self, job: JobRecord, shape: tuple[int, ...]) -> Snapshot | None:
+        """The job's checkpoint to resume from, or None (none stored, or unusable: log why)."""
+        if job.resumed_from is None:
+            return None
+        blob = self._store.load_checkpoint(job.id)
+        try:
+            if blob is None:
+                raise SolverError("it is gone")
+            snapshot = Snapshot.from_bytes(blob)
+            size = shape[0] if len(shape) == 3 else 1
+            snapshot.check_fits(job.options.method, job.options.dtype, job.n, size)
+        except SolverError as exc:
+            log.warning("job %s starts afresh: its checkpoint cannot be used: %s", job.id, exc)
+            return None
+        log.info("job %s resumes from iteration %d", job.id, snapshot.iteration)
+        return snapshot
+
+    def _checkpoint(self, job: JobRecord, snapshot: Snapshot, clock: SliceClock) -> bool:
+        """Store the job's checkpoint; False when it is too large (then the job saves no more
+        and is not sliced), the store refuses it (the solve goes on), or the job is not ours."""
+        limit = self._settings.checkpoint_max_bytes
+        if snapshot.nbytes > limit:
+            log.warning(
+                "job %s: checkpoint of %d bytes skipped, over NINV_CHECKPOINT_MAX_BYTES (%d)",
+                job.id, snapshot.nbytes, limit,
+            )  # fmt: skip
+            clock.checkpoint_s = 0.0
+            clock.never_yield()
+            return False
+        blob = snapshot.to_bytes()
+        try:
+            saved = self._store.save_checkpoint(job.id, self.worker_id, snapshot.iteration, blob)
+        except StoreUnavailable as exc:
+            log.warning("job %s: checkpoint not stored, solving on: %s", job.id, exc)
+            return False
+        if not saved:
+            log.warning("job %s: lease lost, checkpoint not stored", job.id)
+        return saved
+
+    def _preempt(self, job: JobRecord, snapshot: Snapshot, clock: SliceClock) -> bool:
+        """Store the checkpoint, put the job back in the queue and wake a worker for it.
+        False (and nothing changed) when the checkpoint or the preemption was not stored."""
+        if self._wake is None or not self._checkpoint(job, snapshot, clock):
+            return False
+        try:
+            queued = self._store.preempt(job.id, self.worker_id)
+        except StoreUnavailable as exc:
+            log.warning("job %s: not preempted, solving on: %s", job.id, exc)
+            return False
+        if queued is None:
+            log.warning("job %s: lease lost at preemption", job.id)
+            return True  # not ours any more: nothing to store
+        try:
+            self._wake()
+        except Exception as exc:  # the sweeper's outbox wakes workers for queued jobs
+            log.warning("job %s: no wake sent (%s); the outbox will send one", job.id, exc)
+        log.info("job %s yields at iteration %d: its slice is over", job.id, snapshot.iteration)
+        return True
 
     def _solve_together(self, running: list[_Running]) -> None:
         """Solve compatible jobs in one batched solve, each with its own options and fate.

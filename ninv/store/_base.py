@@ -234,6 +234,23 @@ class JobStore(Protocol):
         """
         ...
 
+    def save_checkpoint(self, job_id: str, worker: str, iteration: int, blob: bytes) -> bool:
+        """Store a running job's checkpoint (its solver snapshot at `iteration`), replacing the
+        last one, and note its iteration on the record (`JobRecord.checkpointed`), atomically.
+        False, changing nothing, unless `worker` owns the job. Any worker can load it; it is
+        deleted when the job finishes (or is deleted)."""
+        ...
+
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        """The job's last checkpoint, or None."""
+        ...
+
+    def preempt(self, job_id: str, worker: str) -> JobRecord | None:
+        """`JobRecord.preempt`: the owner's job goes back to the queue (the normal queued path),
+        keeping its checkpoint, progress and history. None, changing nothing, unless `worker`
+        owns it. The caller sends the job's message again."""
+        ...
+
     def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:
         """`JobRecord.cancel`: a queued job is cancelled at once, a running one flagged for its
         worker. Raise NotFinished if it has finished already, JobNotFound if it is unknown or

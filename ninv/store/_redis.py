@@ -6,6 +6,7 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:matrix:{id}           string  the input matrix, .npy bytes
     P:result:{id}           string  the inverse, .npy bytes
     P:history:{id}          list    HistoryPoint JSON, oldest first, capped (first point kept)
+    P:checkpoint:{id}       string  a running job's last solver snapshot (.npz); gone at its end
     P:owner:{owner}         zset    job ids by created time: listing, newest first
     P:idem:{owner}:{key}    string  Idempotency-Key -> job id
     P:queued                zset    queued job ids by created time
@@ -187,6 +188,9 @@ class RedisStore:
     def _k_history(self, job_id: str) -> str:
         return f"{self._p}:history:{job_id}"
 
+    def _k_checkpoint(self, job_id: str) -> str:
+        return f"{self._p}:checkpoint:{job_id}"
+
     def _k_owner(self, owner: str) -> str:
         return f"{self._p}:owner:{owner}"
 
@@ -335,6 +339,7 @@ class RedisStore:
             pipe.expire(key, ttl)
         if job.idempotency_key is not None:
             pipe.expire(self._k_idem(job.owner, job.idempotency_key), ttl)
+        pipe.delete(self._k_checkpoint(job.id))  # a finished job never resumes
         self._unqueue(pipe, job)
         pipe.srem(self._k_active(job.owner), job.id)
         pipe.zrem(self._k_running, job.id)
@@ -798,6 +803,40 @@ class RedisStore:
         return self._txn(job_keys, body)
 
     @_guard
+    def save_checkpoint(self, job_id: str, worker: str, iteration: int, blob: bytes) -> bool:
+        key = self._k_job(job_id)
+
+        def body(pipe: Pipeline) -> bool:
+            job = self._read(pipe, key)
+            saved = None if job is None else job.checkpointed(worker, iteration)
+            if saved is None:
+                return False
+            pipe.multi()
+            pipe.set(key, dump_record(saved))
+            pipe.set(self._k_checkpoint(job_id), blob)
+            return True
+
+        return self._txn([key], body)
+
+    @_guard
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        return cast("bytes | None", self._r.get(self._k_checkpoint(job_id)))
+
+    @_guard
+    def preempt(self, job_id: str, worker: str) -> JobRecord | None:
+        key = self._k_job(job_id)
+
+        def body(pipe: Pipeline) -> JobRecord | None:
+            job = self._read(pipe, key)
+            queued = None if job is None else job.preempt(worker)
+            if queued is not None:
+                pipe.multi()
+                self._put(pipe, queued)
+            return queued
+
+        return self._txn([key], body)
+
+    @_guard
     def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:
         key = self._k_job(job_id)
 
@@ -823,7 +862,11 @@ class RedisStore:
             mapped = None if idem is None else cast("bytes | None", pipe.get(idem))
             pipe.multi()
             pipe.delete(
-                key, self._k_matrix(job_id), self._k_result(job_id), self._k_history(job_id)
+                key,
+                self._k_matrix(job_id),
+                self._k_result(job_id),
+                self._k_history(job_id),
+                self._k_checkpoint(job_id),
             )
             if idem is not None and mapped == job_id.encode():
                 pipe.delete(idem)

@@ -209,6 +209,8 @@ class SqliteStore:
 
     @staticmethod
     def _save(conn: sqlite3.Connection, job: JobRecord) -> None:
+        if job.finished:  # a finished job never resumes: its checkpoint goes
+            conn.execute("DELETE FROM blobs WHERE job_id = ? AND kind = 'checkpoint'", (job.id,))
         conn.execute(
             "UPDATE jobs SET status = ?, lease_us = ?, finished_us = ?, record = ? WHERE id = ?",
             (
@@ -574,6 +576,33 @@ class SqliteStore:
                 answers.append(True)
         self._changed([o.job_id for o, ok in zip(outcomes, answers, strict=True) if ok])
         return answers
+
+    @_guard
+    def save_checkpoint(self, job_id: str, worker: str, iteration: int, blob: bytes) -> bool:
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            saved = None if job is None else job.checkpointed(worker, iteration)
+            if saved is None:
+                return False
+            self._save(conn, saved)
+            conn.execute(
+                "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'checkpoint', ?)",
+                (job_id, blob),
+            )
+            return True
+
+    @_guard
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        return self._blob(self._conn(), job_id, "checkpoint")
+
+    @_guard
+    def preempt(self, job_id: str, worker: str) -> JobRecord | None:
+        with self._write() as conn:
+            job = self._row_job(conn, job_id)
+            queued = None if job is None else job.preempt(worker)
+            if queued is not None:
+                self._save(conn, queued)
+            return queued
 
     @_guard
     def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:

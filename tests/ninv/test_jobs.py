@@ -111,6 +111,46 @@ def test_recover_requeues_then_fails_or_cancels() -> None:
     assert queued().recover(LATER, max_attempts=5) is None
 
 
+def test_checkpointed_only_by_the_owner_and_resumed_by_the_next_claim() -> None:
+    job = running("w1")
+    assert job.resumed_from is None
+    saved = job.checkpointed("w1", 640)
+    assert saved is not None and saved.checkpoint_iteration == 640
+    assert job.checkpointed("w2", 640) is None
+    assert queued().checkpointed("w1", 640) is None
+    back = saved.recover(LATER + timedelta(seconds=60), max_attempts=3)
+    assert back is not None and back.status == JobStatus.queued
+    again = back.claim("w2", 30.0, LATER)
+    assert again is not None and (again.resumed_from, again.attempts) == (640, 2)
+
+
+def test_preempt_requeues_and_is_not_a_lost_run() -> None:
+    job = running("w1")
+    assert job.preempt("w2") is None
+    assert queued().preempt("w1") is None
+    yielded = job.preempt("w1")
+    assert yielded is not None
+    assert (yielded.status, yielded.preemptions, yielded.worker, yielded.lease_until) == (
+        JobStatus.queued, 1, None, None,
+    )  # fmt: skip
+    # Three slices, then the worker dies: one lost run of max_attempts=2, so it is requeued.
+    for _ in range(2):
+        claimed = yielded.claim("w1", 1.0, NOW)
+        assert claimed is not None
+        yielded = claimed.preempt("w1")
+        assert yielded is not None
+    last = yielded.claim("w1", 1.0, NOW)
+    assert last is not None and (last.attempts, last.preemptions, last.lost_runs) == (4, 3, 1)
+    back = last.recover(LATER, max_attempts=2)
+    assert back is not None and back.status == JobStatus.queued
+    again = back.claim("w2", 1.0, NOW)
+    assert again is not None
+    lost = again.recover(LATER, max_attempts=2)
+    assert lost is not None and (lost.status, lost.error) == (
+        JobStatus.failed, "worker lost after 2 attempts",
+    )  # fmt: skip
+
+
 # -- whose turn: next_owner ------------------------------------------------------------------
 
 

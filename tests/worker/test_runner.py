@@ -92,9 +92,9 @@ def test_a_small_job_runs_on_the_solvers_one_thread_and_restores_the_pool(
             seen.append(torch.get_num_threads())
             return report(point)
 
-        return solver.invert(*args, **{**kwargs, "on_progress": on_progress})
+        return solver.invert_resumable(*args, **{**kwargs, "on_progress": on_progress})
 
-    monkeypatch.setattr(runner_module, "invert", invert_watching_threads)
+    monkeypatch.setattr(runner_module, "invert_resumable", invert_watching_threads)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

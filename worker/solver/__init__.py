@@ -15,6 +15,7 @@ from ._api import (
     DEFAULT_STALL,
     DEFAULT_TOL,
     invert,
+    invert_resumable,
     solve_batch,
 )
 from ._engine import StopRule
@@ -31,6 +32,7 @@ from ._problem import (
     check_matrix,
 )
 from ._schedule import DEFAULT_LR_SCHEDULE
+from ._snapshot import CheckHook, Directive, Snapshot, Suspended
 from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
 from ._threads import SINGLE_THREAD_MAX_ENTRIES
 from ._verdict import USABLE_TOL
@@ -52,17 +54,22 @@ __all__ = [
     "SINGLE_THREAD_MAX_ENTRIES",
     "USABLE_TOL",
     "BatchSolution",
+    "CheckHook",
     "DType",
+    "Directive",
     "HistoryPoint",
     "ItemOptions",
     "Method",
     "ProgressPoint",
+    "Snapshot",
     "Solution",
     "SolverError",
     "StopReason",
     "StopRule",
+    "Suspended",
     "check_matrix",
     "invert",
+    "invert_resumable",
     "solve_batch",
     "thin",
 ]

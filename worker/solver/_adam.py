@@ -10,7 +10,7 @@ autograd, no nn.Module, no optimizer object and no allocation.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -83,6 +83,17 @@ class AdamStepper:
                 (lr, [[t[i] for i in members] for t in views], [self._no_correction] * len(members))
                 for lr, members in groups.items()
             ]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The iterate and Adam's moments: what a snapshot keeps (the step count is the
+        engine's iteration)."""
+        return {"w": self.w, "m": self._m, "v": self._v}
+
+    def restore(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Copy a snapshot's tensors in, in place (the fused updates hold views of them)."""
+        self.w.copy_(tensors["w"])
+        self._m.copy_(tensors["m"])
+        self._v.copy_(tensors["v"])
 
     def keep(self, idx: torch.Tensor) -> None:
         """Keep only the matrices at positions `idx` (compaction after some stop)."""

@@ -35,6 +35,7 @@ from ._problem import (
     torch_dtype,
 )
 from ._schedule import DEFAULT_LR_SCHEDULE, LrSchedule, parse_schedule
+from ._snapshot import CheckHook, Snapshot, Suspended
 from ._solution import BatchSolution, HistoryPoint, ItemOptions, ProgressPoint, Solution
 from ._spectrum import Spectrum, spectrum
 from ._threads import threads_for
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_STALL",
     "DEFAULT_TOL",
     "invert",
+    "invert_resumable",
     "solve_batch",
 ]
 
@@ -143,6 +145,55 @@ def invert(
     Raises:
         SolverError: bad input (shape, values, options), or a singular matrix for "exact".
     """
+    out = invert_resumable(
+        matrix,
+        method,
+        max_iter=max_iter,
+        tol=tol,
+        lr_schedule=lr_schedule,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+        stall_window=stall_window,
+        aux=aux,
+        on_progress=on_progress,
+        progress_every_s=progress_every_s,
+        max_n=max_n,
+    )
+    assert not isinstance(out, Suspended)  # only a hook asks a solve to yield
+    return out
+
+
+def invert_resumable(
+    matrix: Any,
+    method: str = "adam",
+    *,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    lr_schedule: Sequence[tuple[int, float]] | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+    seed: int | None = None,
+    stall_window: int | None = None,
+    aux: bool = True,
+    on_progress: Progress | None = None,
+    progress_every_s: float = DEFAULT_PROGRESS_EVERY_S,
+    max_n: int | None = None,
+    hook: CheckHook | None = None,
+    resume: Snapshot | None = None,
+) -> Solution | BatchSolution | Suspended:
+    """`invert` that can be checkpointed, suspended and resumed.
+
+    Args:
+        matrix, method, ...: as for `invert`; a resumed solve must be given the same ones.
+        hook: asked at every check on the grid to go on, save a `Snapshot` (handed to
+            `hook.save`) or yield: then `Suspended(snapshot)` is returned.
+        resume: a snapshot of this same solve, to continue from where it was taken; the
+            iterates then equal those of a solve that was never interrupted.
+
+    Raises:
+        SolverError: as `invert`, and for a snapshot of another solve.
+    """
     shape = _shape_of(matrix)
     batched = len(shape) == 3
     opts = ItemOptions(
@@ -170,7 +221,11 @@ def invert(
         progress_every_s=progress_every_s,
         max_n=max_n,
         t0=t0,
+        hook=hook,
+        resume=resume,
     )
+    if isinstance(sols, Suspended):
+        return sols
     if not batched:
         return sols[0]
     return BatchSolution.gather(sols, time.perf_counter() - t0)
@@ -208,7 +263,7 @@ def solve_batch(
             that stopped at one check, as soon as they stop, while the others go on.
     """
     t0 = time.perf_counter()
-    return _solve(
+    out = _solve(
         matrices,
         items,
         method=method,
@@ -221,6 +276,8 @@ def solve_batch(
         max_n=max_n,
         t0=t0,
     )
+    assert not isinstance(out, Suspended)  # no hook: never suspended
+    return out
 
 
 def _shape_of(matrix: Any) -> tuple[int, ...]:
@@ -246,7 +303,9 @@ def _solve(
     progress_every_s: float,
     max_n: int | None,
     t0: float,
-) -> list[Solution]:
+    hook: CheckHook | None = None,
+    resume: Snapshot | None = None,
+) -> list[Solution] | Suspended:
     meth = check_method(method)
     tdtype = torch_dtype(dtype)
     dname: DType = "float32" if tdtype == torch.float32 else "float64"
@@ -256,26 +315,19 @@ def _solve(
     x = as_matrix(matrix, dtype=tdtype, device=dev, max_n=limit)
     b, n = x.shape[0], x.shape[-1]
     tasks_opts = [_resolve(meth, dname, opt) for opt in _per_matrix(items, meth, b)]
-    done = _Judged([opt.stall_window for opt in tasks_opts], on_items_done)
+    # A resumed solve's matrices that had stopped before the snapshot are judged at once.
+    done = _Judged(
+        [o.stall_window for o in tasks_opts], on_items_done, resume.done if resume else ()
+    )
     with torch.inference_mode(), threads_for(b * n * n):
         spec = spectrum(x)
         if meth == "exact":
             sols = _exact(x, spec, tasks_opts, dname, aux, t0)
             done(list(enumerate(sols)))
             return done.solutions()
-        tasks = [
-            Task(
-                max_iter=opt.max_iter,
-                tol=opt.tol,
-                schedule=opt.schedule,
-                seed=opt.seed,
-                cond=spec.cond[i],
-                stall_window=opt.stall_window,
-            )
-            for i, opt in enumerate(tasks_opts)
-        ]
+        tasks = _tasks(tasks_opts, spec)
         inv_ref, ok = reference_inverse(x) if aux else (None, [False] * b)
-        run(
+        out = run(
             _stepper(meth, x, tasks, spec),
             tasks,
             method=meth,
@@ -287,17 +339,41 @@ def _solve(
             on_items_done=done,
             progress_every_s=float(progress_every_s),
             t0=t0,
+            hook=hook,
+            resume=resume,
         )
-        return done.solutions()
+        return out if isinstance(out, Suspended) else done.solutions()
+
+
+def _tasks(opts: Sequence[_Resolved], spec: Spectrum) -> list[Task]:
+    """The engine's Task per matrix: its resolved options and its conditioning."""
+    return [
+        Task(
+            max_iter=opt.max_iter,
+            tol=opt.tol,
+            schedule=opt.schedule,
+            seed=opt.seed,
+            cond=spec.cond[i],
+            stall_window=opt.stall_window,
+        )
+        for i, opt in enumerate(opts)
+    ]
 
 
 class _Judged:
     """Judges every Solution (converged, cause, warnings: `_verdict.judge`) as it stops, before
     `on_items_done` or the caller sees it."""
 
-    def __init__(self, stall_windows: list[int], on_items_done: ItemsDone | None) -> None:
+    def __init__(
+        self,
+        stall_windows: list[int],
+        on_items_done: ItemsDone | None,
+        stopped: Sequence[tuple[int, Solution]] = (),
+    ) -> None:
         self._windows, self._on_items_done = stall_windows, on_items_done
         self._judged: dict[int, Solution] = {}
+        if stopped:
+            self(list(stopped))
 
     def __call__(self, stopped: list[tuple[int, Solution]]) -> None:
         now = [(i, judge(sol, stall_window=self._windows[i])) for i, sol in stopped]

@@ -9,7 +9,7 @@ starts from W0 = 0 and needs no random start.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -34,6 +34,16 @@ class CgStepper:
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """CG has no learning rate."""
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The iterate, residuals, search directions and squared residual norms."""
+        return {"w": self.w, "res": self._res, "p": self._p, "rs": self._rs}
+
+    def restore(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self.w.copy_(tensors["w"])
+        self._res.copy_(tensors["res"])
+        self._p.copy_(tensors["p"])
+        self._rs = tensors["rs"].clone()
 
     def keep(self, idx: torch.Tensor) -> None:
         """Keep only the matrices at positions `idx`."""

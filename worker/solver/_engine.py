@@ -12,14 +12,16 @@ at that granularity (64 steps for adam and gd, 4 for cg, every step for newton-s
 The loop in `run` is a few named steps over one `LoopState`: advance (step to the next event),
 judge (residuals and stop decisions, `Task.judge`), record (the loss curve), tick (progress and
 cancel answers), finish items (their `Solution`s) and compact. Everything a solve carries from
-one check to the next lives in the `LoopState`, the `Task`s and the stepper's own tensors.
+one check to the next lives in the `LoopState`, the `Task`s and the stepper's own tensors; with
+a `CheckHook`, the loop also consults it at checks (save a `Snapshot` of all that, or yield with
+one), and `resume` starts the loop from a snapshot instead of iteration 0 (`_snapshot.py`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +30,7 @@ import torch
 from ._history import HISTORY_KEEP, thin
 from ._problem import DType, Method, StopReason
 from ._schedule import LrSchedule
+from ._snapshot import CheckHook, Snapshot, Suspended, TaskState
 from ._solution import HistoryPoint, ProgressPoint, Solution
 
 __all__ = ["BatchProgress", "ItemsDone", "LoopState", "Stepper", "StopRule", "Task", "run"]
@@ -42,6 +45,8 @@ ItemsDone = Callable[[list[tuple[int, Solution]]], None]
 class Stepper(Protocol):
     """A method's iteration on a (b, n, n) batch: `w` is the iterate, advanced in place.
 
+    `state` names the tensors besides the iterate that the next step reads (Adam's moments, cg's
+    directions) and `restore` copies them back in place, for snapshots (`_snapshot.py`).
     `warmup` gives, per matrix, the steps from the start during which no stall is judged (a
     method whose residual sits on a plateau before it falls says how long here); `keep`
     compacts the batch to the given positions.
@@ -55,6 +60,8 @@ class Stepper(Protocol):
     def step(self, start: int, k: int) -> None: ...
     def set_lr(self, lrs: Sequence[float]) -> None: ...
     def keep(self, idx: torch.Tensor) -> None: ...
+    def state(self) -> dict[str, torch.Tensor]: ...
+    def restore(self, tensors: Mapping[str, torch.Tensor]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,13 @@ class Task:
 
     def lr_at(self, iteration: int) -> float | None:
         return self.schedule.lr_at(iteration) if self.schedule is not None else None
+
+    def saved(self) -> TaskState:
+        return TaskState(self.seed, self.best_res, self.ref_res, self.ref_it, tuple(self.history))
+
+    def restore(self, saved: TaskState) -> None:
+        self.seed, self.best_res, self.ref_res = saved.seed, saved.best_res, saved.ref_res
+        self.ref_it, self.history = saved.ref_it, list(saved.history)
 
     def add_point(self, point: HistoryPoint) -> None:
         """Append a point to the curve, which stays within 2 x HISTORY_KEEP points."""
@@ -162,8 +176,14 @@ def run(
     on_items_done: ItemsDone | None,
     progress_every_s: float,
     t0: float,
-) -> list[Solution]:
-    """Drive `stepper` until every task stops; return one `Solution` per task, in order."""
+    hook: CheckHook | None = None,
+    resume: Snapshot | None = None,
+) -> list[Solution] | Suspended:
+    """Drive `stepper` until every task stops; return one `Solution` per task, in order.
+
+    With a `hook`, every check on the grid asks it whether to save a snapshot or to yield
+    (then `Suspended` is returned); `resume` continues from a snapshot instead of the start.
+    """
     driver = _Driver(
         stepper,
         tasks,
@@ -175,7 +195,10 @@ def run(
         progress_every_s=progress_every_s,
         t0=t0,
     )
-    state = driver.start(inv_ref, list(aux_ok))
+    if resume is None:
+        state = driver.start(inv_ref, list(aux_ok))
+    else:
+        state = driver.resume(resume, inv_ref)
     while state.active:
         on_grid, due = driver.advance(state)
         if not due:
@@ -187,6 +210,10 @@ def run(
         if stops:
             driver.finish_items(state, res, stops)
             driver.compact(state, stops)
+        if hook is not None and on_grid and state.active:
+            suspended = driver.consult(hook, state)
+            if suspended is not None:
+                return suspended
     return [state.results[i] for i in range(len(tasks))]
 
 
@@ -223,6 +250,61 @@ class _Driver:
             task.best_res = task.ref_res = r if math.isfinite(r) else math.inf
             task.ref_it = warmup
         self.record(state, res)
+        return state
+
+    def consult(self, hook: CheckHook, state: LoopState) -> Suspended | None:
+        """At a check on the grid: ask the hook; save a snapshot, or yield with one."""
+        directive = hook.at_check(state.it)
+        if directive == "yield":
+            return Suspended(self.snapshot(state))
+        if directive == "save":
+            hook.save(self.snapshot(state))
+        return None
+
+    def snapshot(self, state: LoopState) -> Snapshot:
+        """The whole solve at this check, to resume from (`resume`)."""
+        tensors = {k: v.cpu().numpy().copy() for k, v in self.stepper.state().items()}
+        tensors["best"] = state.best.cpu().numpy().copy()
+        return Snapshot(
+            method=self.method,
+            dtype=self.dtype,
+            n=self.n,
+            size=len(self.tasks),
+            iteration=state.it,
+            elapsed_s=time.perf_counter() - self.t0,
+            active=tuple(state.active),
+            aux_ok=tuple(state.aux_ok),
+            tensors=tensors,
+            tasks=tuple(task.saved() for task in self.tasks),
+            done=tuple(sorted(state.results.items())),
+        )
+
+    def resume(self, snap: Snapshot, inv_ref: torch.Tensor | None) -> LoopState:
+        """The state a snapshot describes: the batch compacted to its live matrices, the
+        stepper's tensors, stop-rule state and curves put back, the clocks moved back."""
+        snap.check_fits(self.method, self.dtype, self.n, len(self.tasks))
+        stepper, device = self.stepper, self.stepper.w.device
+        active = list(snap.active)
+        if len(active) < len(self.tasks):
+            idx = torch.tensor(active, device=device)
+            stepper.keep(idx)
+            inv_ref = None if inv_ref is None else inv_ref.index_select(0, idx)
+        tensors = {k: torch.from_numpy(v).to(device) for k, v in snap.tensors.items()}
+        best = tensors.pop("best")
+        stepper.restore(tensors)
+        for task, saved in zip(self.tasks, snap.tasks, strict=True):
+            task.restore(saved)
+        self.t0 = self.t_start = time.perf_counter() - snap.elapsed_s
+        state = LoopState(
+            active,
+            list(snap.aux_ok),
+            best,
+            inv_ref,
+            it=snap.iteration,
+            last_tick=time.perf_counter(),
+            results=dict(snap.done),
+        )
+        stepper.set_lr([lr if lr is not None else 0.0 for lr in self.lrs(state, state.it)])
         return state
 
     def lrs(self, state: LoopState, iteration: int) -> list[float | None]:

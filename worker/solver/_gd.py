@@ -6,7 +6,7 @@ The loss's gradient is Lipschitz with constant L = 2 sigma_max^2 / n^2, so the d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -45,6 +45,13 @@ class GdStepper:
         self._neg_lr = -torch.tensor(self._lrs, dtype=self.w.dtype, device=self.w.device)[
             :, None, None
         ]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The iterate: all a step reads besides X and the step sizes."""
+        return {"w": self.w}
+
+    def restore(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self.w.copy_(tensors["w"])
 
     def keep(self, idx: torch.Tensor) -> None:
         """Keep only the matrices at positions `idx`."""

@@ -8,7 +8,7 @@ left 1, so it takes ~log2(cond^2) steps to start and a few more to reach machine
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -48,6 +48,13 @@ class NewtonSchulzStepper:
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """Newton-Schulz has no learning rate."""
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The iterate: all a step reads besides X."""
+        return {"w": self.w}
+
+    def restore(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self.w.copy_(tensors["w"])
 
     def keep(self, idx: torch.Tensor) -> None:
         """Keep only the matrices at positions `idx`."""
