@@ -59,7 +59,7 @@ def lost_error(attempts: int) -> str:
 
 
 def resend_cutoff(now: datetime, after_s: float) -> datetime:
-    """Jobs created before this time and still queued are due a fresh broker message.
+    """Jobs queued before this time and still queued are due a fresh broker message.
 
     The store is the record of accepted jobs; a broker message is only a nudge. A job stays
     queued without one when the API died between storing it and sending its message, or when
@@ -69,12 +69,12 @@ def resend_cutoff(now: datetime, after_s: float) -> datetime:
     return now - timedelta(seconds=after_s)
 
 
-def due_for_resend(job: Job, now: datetime, after_s: float) -> bool:
+def due_for_resend(job: JobRecord, now: datetime, after_s: float) -> bool:
     """Whether `job` waited longer than `after_s` without being claimed (`resend_cutoff`).
 
     The stores select exactly these, by index: `queued_ids(before=resend_cutoff(now, after_s))`.
     """
-    return job.status == JobStatus.queued and job.created_at < resend_cutoff(now, after_s)
+    return job.status == JobStatus.queued and job.queue_time < resend_cutoff(now, after_s)
 
 
 def batch_key(options: SolveOptions, n: int, batch: int | None, *, batch_max_n: int) -> str | None:
@@ -116,6 +116,14 @@ class JobRecord(Job):
     idempotency_key: str | None = None
     request_hash: str | None = None
     checkpoint_iteration: int | None = None  # the stored checkpoint's iteration, if any
+    # Its place in line when it last became queued: a preempted job goes behind the jobs that
+    # waited meanwhile; a job requeued after its worker died keeps its place. None: created_at.
+    queued_at: datetime | None = None
+
+    @property
+    def queue_time(self) -> datetime:
+        """The time the stores order waiting jobs by (oldest first)."""
+        return self.created_at if self.queued_at is None else self.queued_at
 
     @classmethod
     def queued(
@@ -188,16 +196,17 @@ class JobRecord(Job):
             return None
         return self.model_copy(update={"checkpoint_iteration": iteration})
 
-    def preempt(self, worker: str) -> JobRecord | None:
-        """Running -> queued, preemptions + 1: the owner's time slice is over and other jobs
-        wait; it resumes from its checkpoint when next claimed. Progress and history stay.
-        None unless `worker` owns the job."""
+    def preempt(self, worker: str, now: datetime) -> JobRecord | None:
+        """Running -> queued, preemptions + 1, at the back of the line (`queued_at` now): its
+        time slice is over and other jobs wait; it resumes from its checkpoint when next
+        claimed. Progress and history stay. None unless `worker` owns the job."""
         if not self.owned_by(worker):
             return None
         return self.model_copy(
             update={
                 "status": JobStatus.queued,
                 "preemptions": self.preemptions + 1,
+                "queued_at": now,
                 "worker": None,
                 "lease_until": None,
             }

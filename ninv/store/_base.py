@@ -177,8 +177,8 @@ class JobStore(Protocol):
         and, when that job has a batch_key, up to `limit` - 1 more queued jobs of that key,
         oldest first (any owner's). Empty when no job is queued.
 
-        A requeued job (its worker died, or a preempted one) keeps its created time, so it is
-        at the head of its owner's queue again. Any transition that leaves a job queued is
+        Jobs wait in `JobRecord.queue_time` order: one requeued because its worker died keeps
+        its place; a preempted one is at the back of its owner's line. Any transition that leaves a job queued is
         picked up here (the stores index queued jobs by status); whoever makes it then calls
         `ninv.queue.wake` (in a worker, `worker.app.send_wake`) so that a worker comes.
         """

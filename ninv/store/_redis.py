@@ -307,7 +307,7 @@ class RedisStore:
             pipe.zrem(self._k_batch(job.batch_key), job.id)
 
     def _enqueue(self, pipe: Pipeline, job: JobRecord) -> None:
-        score = to_us(job.created_at)
+        score = to_us(job.queue_time)
         pipe.zadd(self._k_queued, {job.id: score})
         pipe.zadd(self._k_owner_queue(job.owner), {job.id: score})
         pipe.zadd(self._k_owners, {job.owner: 0})
@@ -828,7 +828,7 @@ class RedisStore:
 
         def body(pipe: Pipeline) -> JobRecord | None:
             job = self._read(pipe, key)
-            queued = None if job is None else job.preempt(worker)
+            queued = None if job is None else job.preempt(worker, utcnow())
             if queued is not None:
                 pipe.multi()
                 self._put(pipe, queued)

@@ -48,6 +48,13 @@ __all__ = ["SqliteStore"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
+# Indexes on queue_us, created after _add_queue_us has given an older file that column.
+_QUEUE_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, queue_us, id);
+CREATE INDEX IF NOT EXISTS jobs_batch_queue ON jobs (batch_key, status, queue_us, id);
+CREATE INDEX IF NOT EXISTS jobs_turns_queue ON jobs (status, owner, queue_us, id);
+"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id          TEXT PRIMARY KEY,
@@ -55,15 +62,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     status      TEXT NOT NULL,
     batch_key   TEXT,
     created_us  INTEGER NOT NULL,
+    queue_us    INTEGER NOT NULL,  -- JobRecord.queue_time: the order jobs wait in
     lease_us    INTEGER,
     finished_us INTEGER,
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_us DESC, id DESC);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_us, id);
-CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_key, status, created_us, id);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_us);
-CREATE INDEX IF NOT EXISTS jobs_turns ON jobs (status, owner, created_us, id);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_us);
 CREATE TABLE IF NOT EXISTS blobs (
     job_id TEXT NOT NULL,
@@ -194,6 +199,20 @@ class SqliteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            self._add_queue_us(conn)
+            for statement in _QUEUE_INDEXES.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    @staticmethod
+    def _add_queue_us(conn: sqlite3.Connection) -> None:
+        """A file written before jobs had a place in line: their place is their creation."""
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "queue_us" not in columns:
+            conn.execute("ALTER TABLE jobs ADD COLUMN queue_us INTEGER NOT NULL DEFAULT 0")
+            conn.execute("UPDATE jobs SET queue_us = created_us")
+            for index in ("jobs_status", "jobs_batch", "jobs_turns"):
+                conn.execute(f"DROP INDEX IF EXISTS {index}")
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -212,9 +231,11 @@ class SqliteStore:
         if job.finished:  # a finished job never resumes: its checkpoint goes
             conn.execute("DELETE FROM blobs WHERE job_id = ? AND kind = 'checkpoint'", (job.id,))
         conn.execute(
-            "UPDATE jobs SET status = ?, lease_us = ?, finished_us = ?, record = ? WHERE id = ?",
+            "UPDATE jobs SET status = ?, queue_us = ?, lease_us = ?, finished_us = ?, record = ?"
+            " WHERE id = ?",
             (
                 job.status.value,
+                to_us(job.queue_time),
                 None if job.lease_until is None else to_us(job.lease_until),
                 None if job.finished_at is None else to_us(job.finished_at),
                 dump_record(job),
@@ -296,8 +317,8 @@ class SqliteStore:
         rows = (
             self._conn()
             .execute(
-                "SELECT id FROM jobs WHERE status = 'queued' AND created_us < ? "
-                "ORDER BY created_us, id LIMIT ?",
+                "SELECT id FROM jobs WHERE status = 'queued' AND queue_us < ? "
+                "ORDER BY queue_us, id LIMIT ?",
                 (before_us, max(0, limit)),
             )
             .fetchall()
@@ -366,14 +387,15 @@ class SqliteStore:
                     (job.owner, job.idempotency_key, job.id),
                 )
             conn.execute(
-                "INSERT INTO jobs (id, owner, status, batch_key, created_us, record)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, owner, status, batch_key, created_us, queue_us, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.owner,
                     job.status.value,
                     job.batch_key,
                     to_us(job.created_at),
+                    to_us(job.queue_time),
                     dump_record(job),
                 ),
             )
@@ -414,7 +436,7 @@ class SqliteStore:
                 return []
             (raw,) = conn.execute(
                 "SELECT record FROM jobs WHERE status = 'queued' AND owner = ?"
-                " ORDER BY created_us, id LIMIT 1",
+                " ORDER BY queue_us, id LIMIT 1",
                 (owner,),
             ).fetchone()
             now = utcnow()
@@ -439,7 +461,7 @@ class SqliteStore:
         claimed: list[JobRecord] = []
         rows = conn.execute(
             "SELECT record FROM jobs WHERE batch_key = ? AND status = 'queued'"
-            " ORDER BY created_us, id LIMIT ?",
+            " ORDER BY queue_us, id LIMIT ?",
             (batch_key, limit),
         ).fetchall()
         for (raw,) in rows:
@@ -599,7 +621,7 @@ class SqliteStore:
     def preempt(self, job_id: str, worker: str) -> JobRecord | None:
         with self._write() as conn:
             job = self._row_job(conn, job_id)
-            queued = None if job is None else job.preempt(worker)
+            queued = None if job is None else job.preempt(worker, utcnow())
             if queued is not None:
                 self._save(conn, queued)
             return queued

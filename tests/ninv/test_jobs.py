@@ -126,9 +126,9 @@ def test_checkpointed_only_by_the_owner_and_resumed_by_the_next_claim() -> None:
 
 def test_preempt_requeues_and_is_not_a_lost_run() -> None:
     job = running("w1")
-    assert job.preempt("w2") is None
-    assert queued().preempt("w1") is None
-    yielded = job.preempt("w1")
+    assert job.preempt("w2", LATER) is None
+    assert queued().preempt("w1", LATER) is None
+    yielded = job.preempt("w1", LATER)
     assert yielded is not None
     assert (yielded.status, yielded.preemptions, yielded.worker, yielded.lease_until) == (
         JobStatus.queued, 1, None, None,
@@ -137,7 +137,7 @@ def test_preempt_requeues_and_is_not_a_lost_run() -> None:
     for _ in range(2):
         claimed = yielded.claim("w1", 1.0, NOW)
         assert claimed is not None
-        yielded = claimed.preempt("w1")
+        yielded = claimed.preempt("w1", LATER)
         assert yielded is not None
     last = yielded.claim("w1", 1.0, NOW)
     assert last is not None and (last.attempts, last.preemptions, last.lost_runs) == (4, 3, 1)
@@ -181,3 +181,13 @@ def test_a_round_of_turns_serves_every_waiting_owner_once() -> None:
         last = next_owner(owners, last)
         served.append(last)
     assert served == ["alice", "bob", "carol", "alice", "bob", "carol"]
+
+
+def test_a_preempted_job_goes_to_the_back_of_the_line_and_a_lost_one_keeps_its_place() -> None:
+    job = running("w1")
+    assert job.queue_time == job.created_at
+    yielded = job.preempt("w1", LATER)
+    assert yielded is not None and yielded.queue_time == LATER
+    lost = running("w1", lease_s=1.0).recover(LATER, max_attempts=5)
+    assert lost is not None and lost.status == JobStatus.queued
+    assert lost.queue_time == lost.created_at

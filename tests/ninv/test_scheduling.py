@@ -82,6 +82,14 @@ def test_a_requeued_job_is_at_the_head_of_its_owners_queue(store: JobStore) -> N
     assert (again.id, again.attempts) == (a[0].id, 2)
 
 
+def test_a_preempted_job_waits_behind_the_jobs_that_waited_meanwhile(store: JobStore) -> None:
+    long = add(store, owner="key-a")
+    assert claim_one(store).id == long.id
+    short = [add(store, owner="key-a") for _ in range(2)]
+    assert store.preempt(long.id, "w1") is not None
+    assert [claim_one(store).id for _ in range(3)] == [short[0].id, short[1].id, long.id]
+
+
 def test_an_owner_at_its_limit_is_refused_and_others_are_not(store: JobStore) -> None:
     jobs = [store.create(make_job("key-a"), MATRIX, max_active=3)[0] for _ in range(3)]
     with pytest.raises(TooManyActive) as refused:

@@ -84,12 +84,6 @@ def test_a_killed_workers_job_resumes_from_its_checkpoint_embedded(
     _kill_and_resume(embedded, start_worker)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claim_next puts a preempted job back at the head of its owner's queue (it keeps its "
-    "created time), so the worker's drain reclaims it before the waiting jobs: a preempted job "
-    "needs a queue position behind the jobs that waited (a queued_at the stores order by)",
-)
 def test_a_long_job_yields_its_worker_to_short_ones_and_resumes(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
