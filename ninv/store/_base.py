@@ -178,8 +178,9 @@ class JobStore(Protocol):
         oldest first (any owner's). Empty when no job is queued.
 
         Jobs wait in `JobRecord.queue_time` order: one requeued because its worker died keeps
-        its place; a preempted one is at the back of its owner's line. Any transition that leaves a job queued is
-        picked up here (the stores index queued jobs by status); whoever makes it then calls
+        its place; a preempted one is at the back of its owner's line. Any transition that
+        leaves a job queued is picked up here (the stores index queued jobs by status); whoever
+        makes it then calls
         `ninv.queue.wake` (in a worker, `worker.app.send_wake`) so that a worker comes.
         """
         ...
