@@ -34,7 +34,9 @@ def test_a_full_redis_is_a_503_and_a_solved_result_waits_for_room(
     start_api: Callable[..., ServerProcess],
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    settings = own_redis.settings()
+    # Heartbeats fail while Redis is full: a lease longer than the test keeps the sweeper from
+    # requeueing the job meanwhile, so the kept result, not a second run, is what ends it.
+    settings = own_redis.settings(lease_s=60.0)
     api = start_api(settings)
     worker = start_worker(settings)
     store = open_store(settings)
