@@ -95,7 +95,9 @@ def next_owner(waiting: Iterable[str], last: str | None) -> str | None:
     Round-robin across owners (API keys): one key's 10,000 queued jobs delay another key's
     single job by one turn, not by 10,000 solves. Within an owner, jobs run oldest first. The
     stores need only two candidates to apply it: the first waiting owner after `last` and the
-    first waiting owner overall.
+    first waiting owner overall. They apply it first to the owners whose oldest job is due
+    (`JobRecord.is_due`: a preempted job is not, for a slice), then, when no job is due, to
+    every waiting owner, so a worker never idles while a job waits.
     """
     owners = sorted(set(waiting))
     if not owners:
@@ -124,6 +126,10 @@ class JobRecord(Job):
     def queue_time(self) -> datetime:
         """The time the stores order waiting jobs by (oldest first)."""
         return self.created_at if self.queued_at is None else self.queued_at
+
+    def is_due(self, now: datetime) -> bool:
+        """Whether it may take its owner's turn: not a preempted job inside its deferral."""
+        return self.queue_time <= now
 
     @classmethod
     def queued(
@@ -196,17 +202,21 @@ class JobRecord(Job):
             return None
         return self.model_copy(update={"checkpoint_iteration": iteration})
 
-    def preempt(self, worker: str, now: datetime) -> JobRecord | None:
-        """Running -> queued, preemptions + 1, at the back of the line (`queued_at` now): its
-        time slice is over and other jobs wait; it resumes from its checkpoint when next
-        claimed. Progress and history stay. None unless `worker` owns the job."""
+    def preempt(self, worker: str, now: datetime, defer_s: float = 0.0) -> JobRecord | None:
+        """Running -> queued, preemptions + 1: its time slice is over and other jobs wait; it
+        resumes from its checkpoint when next claimed. Progress and history stay. None unless
+        `worker` owns the job.
+
+        Its place in line (`queued_at`) is `defer_s` from now: it is not due again until the
+        jobs it yielded to have had that long (a slice), so turns are fair in time, not only in
+        claims. The stores still hand it out early when no due job waits (`is_due`)."""
         if not self.owned_by(worker):
             return None
         return self.model_copy(
             update={
                 "status": JobStatus.queued,
                 "preemptions": self.preemptions + 1,
-                "queued_at": now,
+                "queued_at": now + timedelta(seconds=defer_s),
                 "worker": None,
                 "lease_until": None,
             }

@@ -312,7 +312,7 @@ class JobRunner:
         if self._wake is None or not self._checkpoint(job, snapshot, clock):
             return False
         try:
-            queued = self._store.preempt(job.id, self.worker_id)
+            queued = self._store.preempt(job.id, self.worker_id, self._settings.slice_s)
         except StoreUnavailable as exc:
             log.warning("job %s: not preempted, solving on: %s", job.id, exc)
             return False

@@ -246,10 +246,10 @@ class JobStore(Protocol):
         """The job's last checkpoint, or None."""
         ...
 
-    def preempt(self, job_id: str, worker: str) -> JobRecord | None:
+    def preempt(self, job_id: str, worker: str, defer_s: float = 0.0) -> JobRecord | None:
         """`JobRecord.preempt`: the owner's job goes back to the queue (the normal queued path),
-        keeping its checkpoint, progress and history. None, changing nothing, unless `worker`
-        owns it. The caller sends the job's message again."""
+        keeping its checkpoint, progress and history, not due for `defer_s`. None, changing
+        nothing, unless `worker` owns it. The caller sends the job's message again."""
         ...
 
     def request_cancel(self, job_id: str, *, owner: str | None = None) -> JobRecord:

@@ -89,6 +89,9 @@ from ninv.store._codec import (
 
 __all__ = ["RedisStore"]
 
+# How many owners claim_next reads, each way round the ring, looking for one with a due job.
+DUE_SCAN = 64
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -562,6 +565,31 @@ class RedisStore:
             if claimed is not None:
                 return claimed
 
+    def _due_owner(self, pipe: Pipeline, last: str | None, now_us: int) -> str | None:
+        """The owner whose turn it is among those whose oldest job is due (`next_owner` over
+        `JobRecord.is_due` owners): the ring walked from after `last`, wrapping round, reading
+        each owner queue's head score; at most DUE_SCAN owners each way (then None, and the
+        caller takes the plain turn)."""
+        after: list[bytes] = []
+        if last is not None:
+            after = cast(
+                "list[bytes]",
+                pipe.zrangebylex(self._k_owners, f"({last}", "+", start=0, num=DUE_SCAN),
+            )
+        upto = "+" if last is None else f"[{last}"
+        before = cast(
+            "list[bytes]", pipe.zrangebylex(self._k_owners, "-", upto, start=0, num=DUE_SCAN)
+        )
+        for raw in (*after, *before):
+            owner = raw.decode()
+            head = cast(
+                "list[tuple[bytes, float]]",
+                pipe.zrange(self._k_owner_queue(owner), 0, 0, withscores=True),
+            )
+            if head and head[0][1] <= now_us:
+                return owner
+        return None
+
     def _attempt_next(
         self, worker: str, lease_s: float, limit: int
     ) -> builtins.list[JobRecord] | None:
@@ -570,13 +598,16 @@ class RedisStore:
             pipe.watch(self._k_turn)  # type: ignore[no-untyped-call]
             raw_last = cast("bytes | None", pipe.get(self._k_turn))
             last = None if raw_last is None else raw_last.decode()
-            candidates = cast("list[bytes]", pipe.zrange(self._k_owners, 0, 0))
-            if last is not None:
-                candidates += cast(
-                    "list[bytes]",
-                    pipe.zrangebylex(self._k_owners, f"({last}", "+", start=0, num=1),
-                )
-            owner = next_owner((c.decode() for c in candidates), last)
+            now = utcnow()
+            owner = self._due_owner(pipe, last, to_us(now))
+            if owner is None:  # no job is due: the turn goes on as if all were
+                candidates = cast("list[bytes]", pipe.zrange(self._k_owners, 0, 0))
+                if last is not None:
+                    candidates += cast(
+                        "list[bytes]",
+                        pipe.zrangebylex(self._k_owners, f"({last}", "+", start=0, num=1),
+                    )
+                owner = next_owner((c.decode() for c in candidates), last)
             if owner is None:
                 if pipe.zcard(self._k_queued) and self._adopt_queued():
                     return None
@@ -593,7 +624,6 @@ class RedisStore:
             key = self._k_job(head_id)
             pipe.watch(key)  # type: ignore[no-untyped-call]
             found = self._read(pipe, key)
-            now = utcnow()
             head = None if found is None else found.claim(worker, lease_s, now)
             if head is None:  # a stale entry (not queued, or expired)
                 pipe.multi()
@@ -823,12 +853,12 @@ class RedisStore:
         return cast("bytes | None", self._r.get(self._k_checkpoint(job_id)))
 
     @_guard
-    def preempt(self, job_id: str, worker: str) -> JobRecord | None:
+    def preempt(self, job_id: str, worker: str, defer_s: float = 0.0) -> JobRecord | None:
         key = self._k_job(job_id)
 
         def body(pipe: Pipeline) -> JobRecord | None:
             job = self._read(pipe, key)
-            queued = None if job is None else job.preempt(worker, utcnow())
+            queued = None if job is None else job.preempt(worker, utcnow(), defer_s)
             if queued is not None:
                 pipe.multi()
                 self._put(pipe, queued)

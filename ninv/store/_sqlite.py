@@ -421,17 +421,11 @@ class SqliteStore:
         with self._write() as conn:
             row = conn.execute("SELECT owner FROM turns WHERE id = 1").fetchone()
             last = None if row is None else str(row[0])
-            # the two candidates `next_owner` needs, each one index lookup (jobs_turns)
-            waiting = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT min(owner) FROM jobs WHERE status = 'queued' AND owner > ?"
-                    " UNION ALL SELECT min(owner) FROM jobs WHERE status = 'queued'",
-                    (last or "",),
-                )
-                if r[0] is not None
-            ]
-            owner = next_owner(waiting, last)
+            now = utcnow()
+            # the two candidates `next_owner` needs: among owners with a due job, else all
+            owner = next_owner(self._turn_candidates(conn, last, to_us(now)), last)
+            if owner is None:
+                owner = next_owner(self._turn_candidates(conn, last, None), last)
             if owner is None:
                 return []
             (raw,) = conn.execute(
@@ -439,7 +433,6 @@ class SqliteStore:
                 " ORDER BY queue_us, id LIMIT 1",
                 (owner,),
             ).fetchone()
-            now = utcnow()
             head = load_record(raw).claim(worker, lease_s, now)
             assert head is not None  # selected as queued, in this transaction
             self._save(conn, head)
@@ -448,6 +441,21 @@ class SqliteStore:
                 claimed += self._claim_batch(conn, head.batch_key, worker, lease_s, limit - 1, now)
             conn.execute("INSERT OR REPLACE INTO turns (id, owner) VALUES (1, ?)", (owner,))
         return claimed
+
+    @staticmethod
+    def _turn_candidates(
+        conn: sqlite3.Connection, last: str | None, due_us: int | None
+    ) -> builtins.list[str]:
+        """The first waiting owner after `last` and the first overall (jobs_turns_queue): only
+        owners with a job queued at or before `due_us`, unless it is None."""
+        due = "" if due_us is None else " AND queue_us <= ?"
+        bound: tuple[int, ...] = () if due_us is None else (due_us,)
+        rows = conn.execute(
+            f"SELECT min(owner) FROM jobs WHERE status = 'queued' AND owner > ?{due}"
+            f" UNION ALL SELECT min(owner) FROM jobs WHERE status = 'queued'{due}",
+            (last or "", *bound, *bound),
+        )
+        return [r[0] for r in rows if r[0] is not None]
 
     @staticmethod
     def _claim_batch(
@@ -618,10 +626,10 @@ class SqliteStore:
         return self._blob(self._conn(), job_id, "checkpoint")
 
     @_guard
-    def preempt(self, job_id: str, worker: str) -> JobRecord | None:
+    def preempt(self, job_id: str, worker: str, defer_s: float = 0.0) -> JobRecord | None:
         with self._write() as conn:
             job = self._row_job(conn, job_id)
-            queued = None if job is None else job.preempt(worker, utcnow())
+            queued = None if job is None else job.preempt(worker, utcnow(), defer_s)
             if queued is not None:
                 self._save(conn, queued)
             return queued

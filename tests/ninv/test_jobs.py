@@ -187,7 +187,10 @@ def test_a_preempted_job_goes_to_the_back_of_the_line_and_a_lost_one_keeps_its_p
     job = running("w1")
     assert job.queue_time == job.created_at
     yielded = job.preempt("w1", LATER)
-    assert yielded is not None and yielded.queue_time == LATER
+    assert yielded is not None and yielded.queue_time == LATER and yielded.is_due(LATER)
+    deferred = job.preempt("w1", LATER, defer_s=10.0)
+    assert deferred is not None and deferred.queue_time == LATER + timedelta(seconds=10)
+    assert not deferred.is_due(LATER) and deferred.is_due(LATER + timedelta(seconds=10))
     lost = running("w1", lease_s=1.0).recover(LATER, max_attempts=5)
     assert lost is not None and lost.status == JobStatus.queued
     assert lost.queue_time == lost.created_at

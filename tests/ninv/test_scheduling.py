@@ -90,6 +90,18 @@ def test_a_preempted_job_waits_behind_the_jobs_that_waited_meanwhile(store: JobS
     assert [claim_one(store).id for _ in range(3)] == [short[0].id, short[1].id, long.id]
 
 
+def test_a_preempted_job_is_not_due_for_its_deferral_but_never_left_idle(store: JobStore) -> None:
+    long = add(store, owner="key-a")
+    assert claim_one(store).id == long.id
+    short = [add(store, owner="key-b") for _ in range(3)]
+    assert store.preempt(long.id, "w1", defer_s=60.0) is not None
+    # Round-robin alone would hand key-a's turn back to the long job after one key-b job; while
+    # it is deferred, key-b's jobs take every turn.
+    assert [claim_one(store).id for _ in range(3)] == [s.id for s in short]
+    # With nothing else due, the deferred job runs at once rather than leaving the worker idle.
+    assert claim_one(store).id == long.id
+
+
 def test_an_owner_at_its_limit_is_refused_and_others_are_not(store: JobStore) -> None:
     jobs = [store.create(make_job("key-a"), MATRIX, max_active=3)[0] for _ in range(3)]
     with pytest.raises(TooManyActive) as refused:
