@@ -570,24 +570,21 @@ class RedisStore:
         `JobRecord.is_due` owners): the ring walked from after `last`, wrapping round, reading
         each owner queue's head score; at most DUE_SCAN owners each way (then None, and the
         caller takes the plain turn)."""
-        after: list[bytes] = []
-        if last is not None:
-            after = cast(
-                "list[bytes]",
-                pipe.zrangebylex(self._k_owners, f"({last}", "+", start=0, num=DUE_SCAN),
+        # (low, high) lex ranges in turn order; the second is read only when the first has no
+        # due owner, so the usual claim costs one ring read and one head read.
+        ranges = [("-", "+")] if last is None else [(f"({last}", "+"), ("-", f"[{last}")]
+        for low, high in ranges:
+            owners = cast(
+                "list[bytes]", pipe.zrangebylex(self._k_owners, low, high, start=0, num=DUE_SCAN)
             )
-        upto = "+" if last is None else f"[{last}"
-        before = cast(
-            "list[bytes]", pipe.zrangebylex(self._k_owners, "-", upto, start=0, num=DUE_SCAN)
-        )
-        for raw in (*after, *before):
-            owner = raw.decode()
-            head = cast(
-                "list[tuple[bytes, float]]",
-                pipe.zrange(self._k_owner_queue(owner), 0, 0, withscores=True),
-            )
-            if head and head[0][1] <= now_us:
-                return owner
+            for raw in owners:
+                owner = raw.decode()
+                head = cast(
+                    "list[tuple[bytes, float]]",
+                    pipe.zrange(self._k_owner_queue(owner), 0, 0, withscores=True),
+                )
+                if head and head[0][1] <= now_us:
+                    return owner
         return None
 
     def _attempt_next(
