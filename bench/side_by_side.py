@@ -125,6 +125,16 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _redis_cpu_s() -> float:
+    """CPU seconds the Redis server has used so far (its INFO cpu section)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NINV_", "PLAIN_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **extra)
@@ -305,10 +315,14 @@ def measure(
     async def go() -> dict[str, Any]:
         await _ready(url, job)
         figures: dict[str, Any] = await latency(url, job, latency_jobs)
-        cpu_before = procs.cpu_s()
+        cpu_before, client_before, redis_before = procs.cpu_s(), time.process_time(), _redis_cpu_s()
         done, elapsed = await throughput(url, job, seconds)
-        cpu_after = procs.cpu_s()
+        cpu_after, client_after, redis_after = procs.cpu_s(), time.process_time(), _redis_cpu_s()
         figures["jobs_per_s"] = done / elapsed
+        # The submitters (this process) and Redis share the machine with the service: their
+        # CPU per job says what the service's design costs its callers and its store.
+        figures["client_cpu_ms_per_job"] = (client_after - client_before) / done * 1000
+        figures["redis_cpu_ms_per_job"] = (redis_after - redis_before) / done * 1000
         for part in ("api", "worker"):
             spent = cpu_after[part] - cpu_before[part]
             figures[f"{part}_cpu_ms_per_job"] = spent / done * 1000
@@ -346,12 +360,14 @@ def main() -> None:
         return
     print(f"tiny {N}x{N} jobs, {SUBMITTERS} submitters, one API and one worker process each")
     head = ("jobs/s", "p50 ms", "p99 ms", "API ms/job", "API busy", "wkr ms/job", "wkr busy")
+    head += ("client ms", "redis ms")
     print(f"{'':15}" + "".join(f"{h:>11}" for h in head))
     for name in ("plain_redis", "ninv_redis", "ninv_embedded"):
         f = figures[name]
         cells = (
             f["jobs_per_s"], f["p50_ms"], f["p99_ms"], f["api_cpu_ms_per_job"], f["api_busy"],
-            f["worker_cpu_ms_per_job"], f["worker_busy"],
+            f["worker_cpu_ms_per_job"], f["worker_busy"], f["client_cpu_ms_per_job"],
+            f["redis_cpu_ms_per_job"],
         )  # fmt: skip
         print(f"{name:15}" + "".join(f"{c:11.2f}" for c in cells))
     print(f"ninv / plain throughput on Redis: {figures['throughput_ratio']:.2f}x (target >= 2x)")
