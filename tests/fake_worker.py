@@ -129,7 +129,7 @@ class FakeWorker:
     ) -> np.ndarray[Any, Any]:
         """Finish with `inverse` (default: the exact inverse of the stored input); return it."""
         if inverse is None:
-            blob = self.store.load_matrix(job_id)
+            blob = self.store.load_matrices([job_id])[0]
             assert blob is not None
             inverse = np.linalg.inv(from_npy(blob))
         summary = self.summary(reason=reason, converged=converged)

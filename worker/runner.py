@@ -67,6 +67,13 @@ def _failure_message(exc: BaseException) -> str:
     return f"internal error in the worker ({type(exc).__name__}); the worker log has details"
 
 
+def _decoded(job: JobRecord, blob: bytes | None) -> np.ndarray:
+    """A job's stored input matrix, decoded."""
+    if blob is None:
+        raise SolverError(f"job {job.id} has no stored input matrix")
+    return from_npy(blob)
+
+
 @dataclass
 class _Running:
     """One job inside a solve: its record, its progress, whether its outcome is stored, and its
@@ -138,16 +145,21 @@ class JobRunner:
 
     def _solve_claimed(self, jobs: Sequence[JobRecord]) -> None:
         """Solve claimed jobs: each matrix checked alone first, then the rest together."""
-        running = [item for item in map(self._running, jobs) if self._checked(item)]
+        blobs = self._store.load_matrices([job.id for job in jobs])  # one read for the batch
+        running = [
+            item
+            for item, blob in zip(map(self._running, jobs), blobs, strict=True)
+            if self._checked(item, blob)
+        ]
         if running:
             self._solve_group(running)
 
-    def _checked(self, item: _Running) -> bool:
-        """Whether the job's own matrix is one the solver takes; if not, fail it alone, with
-        indices in its own matrix (a batch's stacked error would name the stack and fail
-        every job in it)."""
+    def _checked(self, item: _Running, blob: bytes | None) -> bool:
+        """Whether the job's own matrix (`blob`, as stored) is one the solver takes; if not,
+        fail it alone, with indices in its own matrix (a batch's stacked error would name the
+        stack and fail every job in it)."""
         try:
-            item.matrix = self._load(item.job)
+            item.matrix = _decoded(item.job, blob)
             check_matrix(item.matrix, dtype=item.job.options.dtype, max_n=self._settings.max_n)
         except SolverError as exc:
             item.done = True
@@ -171,7 +183,9 @@ class JobRunner:
             if len(left) <= 1:
                 self._fail(left, exc)
                 return
-            log.warning(
+            # A SolverError is one job's input (a singular matrix for `exact`): not a fault.
+            log.log(
+                logging.INFO if isinstance(exc, SolverError) else logging.WARNING,
                 "a batched solve of %d jobs failed (%s); solving them in halves",
                 len(left), type(exc).__name__,
             )  # fmt: skip
@@ -365,16 +379,10 @@ class JobRunner:
 
     # -- talking to the store -------------------------------------------------------------------
 
-    def _matrix(self, item: _Running) -> np.ndarray:
-        if item.matrix is None:
-            item.matrix = self._load(item.job)
+    @staticmethod
+    def _matrix(item: _Running) -> np.ndarray:
+        assert item.matrix is not None  # loaded by `_checked`, kept by `_again`
         return item.matrix
-
-    def _load(self, job: JobRecord) -> np.ndarray:
-        blob = self._store.load_matrix(job.id)
-        if blob is None:
-            raise SolverError(f"job {job.id} has no stored input matrix")
-        return from_npy(blob)
 
     def _report(self, ticks: Sequence[tuple[_Running, ProgressPoint]]) -> list[bool]:
         """One store call for a tick of every live job; whether each one goes on.

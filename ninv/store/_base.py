@@ -142,7 +142,9 @@ class JobStore(Protocol):
         """
         ...
 
-    def load_matrix(self, job_id: str) -> bytes | None: ...
+    def load_matrices(self, job_ids: Sequence[str]) -> builtins.list[bytes | None]:
+        """The jobs' input matrices (.npy bytes), None for a job that has none; one read."""
+        ...
 
     def result(self, job_id: str, *, owner: str | None = None) -> tuple[JobRecord, bytes | None]:
         """The job and its inverse (None until stored), read together. Raise JobNotFound if the

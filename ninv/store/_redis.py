@@ -363,8 +363,10 @@ class RedisStore:
         return None if job is None or (owner is not None and job.owner != owner) else job
 
     @_guard
-    def load_matrix(self, job_id: str) -> bytes | None:
-        return cast("bytes | None", self._r.get(self._k_matrix(job_id)))
+    def load_matrices(self, job_ids: Sequence[str]) -> builtins.list[bytes | None]:
+        if not job_ids:
+            return []
+        return cast("list[bytes | None]", self._r.mget([self._k_matrix(i) for i in job_ids]))
 
     @_guard
     def result(self, job_id: str, *, owner: str | None = None) -> tuple[JobRecord, bytes | None]:

@@ -262,8 +262,9 @@ class SqliteStore:
         return None if row is None else bytes(row[0])
 
     @_guard
-    def load_matrix(self, job_id: str) -> bytes | None:
-        return self._blob(self._conn(), job_id, "matrix")
+    def load_matrices(self, job_ids: Sequence[str]) -> builtins.list[bytes | None]:
+        with self._snapshot() as conn:
+            return [self._blob(conn, job_id, "matrix") for job_id in job_ids]
 
     @_guard
     def result(self, job_id: str, *, owner: str | None = None) -> tuple[JobRecord, bytes | None]:

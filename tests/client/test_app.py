@@ -37,7 +37,7 @@ def test_submit_small_matrix_as_json_and_get(ninv: Client, store: JobStore) -> N
     assert (job.n, job.batch) == (2, None)
     assert job.options.method == "cg" and job.options.max_iter == 500
     assert ninv.get(job.id) == job
-    stored = np.load(io.BytesIO(store.load_matrix(job.id) or b""), allow_pickle=False)
+    stored = np.load(io.BytesIO(store.load_matrices([job.id])[0] or b""), allow_pickle=False)
     np.testing.assert_array_equal(stored, matrix)
 
 
@@ -47,7 +47,7 @@ def test_submit_large_matrix_as_npy_keeps_every_bit(ninv: Client, store: JobStor
     assert job.options.lr_schedule == [(0, 0.05), (100, 0.01)]
     assert job.options.dtype == "float64" and job.options.aux is False
     assert job.input_dtype == "float32"
-    stored = np.load(io.BytesIO(store.load_matrix(job.id) or b""), allow_pickle=False)
+    stored = np.load(io.BytesIO(store.load_matrices([job.id])[0] or b""), allow_pickle=False)
     assert stored.dtype == np.float32
     np.testing.assert_array_equal(stored, matrix)
 

@@ -111,11 +111,11 @@ def test_create_get_load(store: JobStore) -> None:
     assert got is not None
     assert got.model_dump_json() == job.model_dump_json()
     assert got.created_at.tzinfo is not None
-    assert store.load_matrix(job.id) == MATRIX
+    assert store.load_matrices([job.id])[0] == MATRIX
     assert load_result(store, job.id) is None
     assert store.history(job.id) == []
     assert store.get("nope") is None
-    assert store.load_matrix("nope") is None
+    assert store.load_matrices(["nope"])[0] is None
     store.ping()
 
 
@@ -687,7 +687,7 @@ def test_delete(store: JobStore) -> None:
     assert finish(store, job.id, "w1", status=JobStatus.succeeded, result=RESULT)
     store.delete(job.id)
     assert store.get(job.id) is None
-    assert store.load_matrix(job.id) is None
+    assert store.load_matrices([job.id])[0] is None
     assert load_result(store, job.id) is None
     assert store.history(job.id) == []
     assert store.list("alice") == ([], None)
@@ -1005,7 +1005,7 @@ def test_sqlite_purge_expired(sqlite_store: SqliteStore) -> None:
     later = utcnow() + timedelta(seconds=RETENTION_S + 1)
     assert sqlite_store.purge_expired(later) == 1
     assert sqlite_store.get(old.id) is None
-    assert sqlite_store.load_matrix(old.id) is None
+    assert sqlite_store.load_matrices([old.id])[0] is None
     assert load_result(sqlite_store, old.id) is None
     assert sqlite_store.get(kept.id) is not None
     assert sqlite_store.purge_expired(later) == 0

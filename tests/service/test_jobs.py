@@ -46,7 +46,7 @@ async def test_core_flow(client: httpx.AsyncClient, store: JobStore) -> None:
     record = store.get(job.id)
     assert record is not None and record.owner == "anonymous"
     assert record.batch_key == batch_key(job.options, 2, None, batch_max_n=64)
-    stored = store.load_matrix(job.id)
+    stored = store.load_matrices([job.id])[0]
     assert stored is not None
     np.testing.assert_array_equal(np.load(io.BytesIO(stored)), np.array(matrix))
 
@@ -110,7 +110,7 @@ async def test_npy_body_with_query_options(client: httpx.AsyncClient, store: Job
         stall_window=0,
         aux=False,
     )
-    stored = store.load_matrix(job.id)
+    stored = store.load_matrices([job.id])[0]
     assert stored is not None
     loaded = np.load(io.BytesIO(stored))
     assert loaded.dtype == np.float32
@@ -126,7 +126,7 @@ async def test_integer_npy_is_stored_as_float64(client: httpx.AsyncClient, store
     )
     assert response.status_code == 202
     assert response.json()["input_dtype"] == "int32"
-    stored = store.load_matrix(response.json()["id"])
+    stored = store.load_matrices([response.json()["id"]])[0]
     assert stored is not None and np.load(io.BytesIO(stored)).dtype == np.float64
 
 

@@ -120,6 +120,41 @@ def test_sizes_methods_and_large_matrices_are_never_batched_together(
     assert large.batch_key is None
 
 
+def test_exact_jobs_batch_and_a_singular_one_fails_alone(
+    settings: Settings, store: JobStore
+) -> None:
+    runner = JobRunner(store, settings.model_copy(update={"batch_max": 8}), worker_id="w")
+    inputs = matrices(5, 6)
+    inputs[2] = np.ones((6, 6))
+    jobs = [submit(store, settings, m, send=False, method="exact") for m in inputs]
+    claimed: list[int] = []
+    claim_next = store.claim_next
+
+    def counting_claim_next(*args: object, **kwargs: object) -> list[JobRecord]:
+        taken = claim_next(*args, **kwargs)  # type: ignore[arg-type]
+        claimed.append(len(taken))
+        return taken
+
+    store.claim_next = counting_claim_next  # type: ignore[method-assign]
+
+    assert runner.drain(lambda: None) == 5
+
+    assert claimed[0] == 5  # one claim took them all
+    for job, matrix in zip(jobs, inputs, strict=True):
+        done = finished(store, job)
+        if job is jobs[2]:
+            assert done.status is JobStatus.failed
+            assert done.error is not None and "singular" in done.error
+            assert "of the batch" not in done.error  # its own message, not the stack's
+            continue
+        assert done.status is JobStatus.succeeded
+        np.testing.assert_allclose(
+            load_npy(load_result(store, job.id)) @ matrix,  # type: ignore[arg-type]
+            np.eye(6),
+            atol=1e-5,
+        )
+
+
 def test_batching_can_be_turned_off(settings: Settings, store: JobStore) -> None:
     runner = JobRunner(store, settings.model_copy(update={"batch_max": 1}), worker_id="w")
     first, second = (submit(store, settings, m, send=False, max_iter=100) for m in matrices(2, 8))
