@@ -69,6 +69,7 @@ __all__ = [
     "decode_npy",
     "encode_npy",
     "error_from_response",
+    "inline_inverse",
     "is_retryable_exception",
     "not_converged",
     "parse_model",
@@ -88,8 +89,9 @@ NPY_MEDIA_TYPE = "application/x-npy"
 #: Connect fast, but give a large upload or a busy server time to answer.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 #: How long `invert` asks the server to hold its submission for the job to finish
-#: (`Prefer: wait`): a small job then takes two requests, submit and result. Well under the read
-#: timeout; a longer job is followed by its event stream after that.
+#: (`Prefer: wait`): a small job then takes one request, its answer carrying the inverse inline
+#: (up to the server's NINV_INLINE_MAX_ENTRIES; a larger one costs a result request). Well under
+#: the read timeout; a longer job is followed by its event stream after that.
 INVERT_WAIT_S = 10.0
 USER_AGENT = "ninv-client"
 
@@ -385,6 +387,15 @@ def parse_result(response: httpx.Response) -> tuple[NDArray[Any], Summary | None
         return decode_npy(response.content), None
     result = parse_model(response, Result)
     return np.asarray(result.inverse, dtype=np.float64), result.summary
+
+
+def inline_inverse(job: Job) -> NDArray[Any] | None:
+    """The inverse a `Prefer: wait` answer carried inline (a null entry as NaN); None when it
+    carried none, and the result must be fetched. It takes the solve's dtype, as the `.npy`
+    result has it: JSON carries each float32 entry exactly, so the array is the same."""
+    if job.inverse is None or job.summary is None:
+        return None
+    return np.asarray(job.inverse, dtype=job.summary.dtype)
 
 
 def result_error(job: Job) -> NinvError | None:

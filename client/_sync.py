@@ -24,6 +24,7 @@ from client._base import (
     SolveKwargs,
     build_options,
     error_from_response,
+    inline_inverse,
     is_retryable_exception,
     not_converged,
     parse_model,
@@ -282,7 +283,7 @@ class Client(BaseClient):
         reaching its tolerance, unless `allow_unconverged`; JobFailed or JobCancelled when the
         job ends without a result; WaitTimeout after `timeout` seconds.
         """
-        # Prefer: wait: a small job has finished when the submission answers.
+        # Prefer: wait: a small job has finished when the submission answers, its inverse inline.
         start = time.monotonic()
         # With on_progress, hold only briefly: a long job's progress comes from its events.
         wait = INVERT_WAIT_S if on_progress is None else 1.0
@@ -295,10 +296,12 @@ class Client(BaseClient):
         error: NinvError | None = result_error(job)
         if error is not None:
             raise error
-        # The inverse only, with the summary the finished job already carries: an .npy
-        # answer lacks it, and asking `result` would cost a third request.
-        inverse, summary = parse_result(self._send(self.result_request(job.id)))
-        summary = summary or job.summary
+        inverse, summary = inline_inverse(job), job.summary
+        if inverse is None:
+            # The inverse only, with the summary the finished job already carries: an .npy
+            # answer lacks it, and asking `result` would cost another request.
+            inverse, fetched = parse_result(self._send(self.result_request(job.id)))
+            summary = fetched or summary
         if summary is None:
             raise ServerError(f"job {job.id} has a result but no summary")
         result = InverseResult(inverse, summary)

@@ -257,6 +257,12 @@ class Job(BaseModel):
         default=None,
         description="for a queued job that no live worker can run: why, and what to start",
     )
+    inverse: list[list[float | None]] | list[list[list[float | None]]] | None = Field(
+        default=None,
+        description="the inverse (a non-finite entry as null), only in the answer to a "
+        "`Prefer: wait` request whose job finished in time with a result of at most "
+        "NINV_INLINE_MAX_ENTRIES entries; otherwise null (GET /jobs/{id}/result has it)",
+    )
 
 
 class WorkerInfo(BaseModel):

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     max_wait_s: float = Field(
         default=30.0, ge=0, description="longest a `Prefer: wait=N` request is held"
     )
+    inline_max_entries: int = Field(
+        default=16384,
+        ge=0,
+        description="largest inverse (in entries: 128x128) that the answer to a `Prefer: wait` "
+        "request carries inline, so that a small job is one request; 0 turns it off",
+    )
     poll_s: float = Field(
         default=2.0,
         gt=0,

@@ -1,8 +1,10 @@
 """`Prefer: wait=N` (RFC 7240): hold a request up to N seconds for its job to finish.
 
-A small job then takes one request to submit and finish, and one for its result, with no
-polling: the hold wakes on the store's change notice (ninv/notify.py) and re-reads the job,
-and re-reads it every NINV_POLL_S anyway in case a notice is lost.
+A small job then takes one request, with no polling: the answer carries the finished job with
+its inverse inline (service/inverse.py; up to NINV_INLINE_MAX_ENTRIES entries, a larger one is
+fetched from GET /jobs/{id}/result). The hold wakes on the store's change notice
+(ninv/notify.py) and re-reads the job, and re-reads it every NINV_POLL_S anyway in case a
+notice is lost.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ PreferHeader = Annotated[
     Header(
         description="`wait=N` (RFC 7240): hold the answer up to N seconds (at most "
         "NINV_MAX_WAIT_S) and answer 200 with the finished job if it ends in time "
-        "(`Preference-Applied: wait=N`); else the answer is as without it",
+        "(`Preference-Applied: wait=N`), its inverse inline if it has at most "
+        "NINV_INLINE_MAX_ENTRIES entries; else the answer is as without it",
         examples=["wait=10"],
     ),
 ]

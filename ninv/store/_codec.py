@@ -48,7 +48,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 def dump_record(job: JobRecord) -> str:
-    return job.model_dump_json()
+    # `inverse` belongs to a held answer (service/inverse.py), never to the stored record.
+    return job.model_dump_json(exclude={"inverse"})
 
 
 def load_record(raw: str | bytes) -> JobRecord:

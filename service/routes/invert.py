@@ -17,6 +17,7 @@ from ninv.store import JobStore
 from service import examples
 from service.deps import CeleryDep, OwnerDep, ResourcesDep, SettingsDep, StoreDep
 from service.errors import ProblemError
+from service.inverse import with_inverse
 from service.parsing import (
     NPY,
     Limits,
@@ -49,8 +50,8 @@ INLINE_PARSE_BYTES = 64 * 1024
     responses={
         200: {
             "description": "The job has finished within `Prefer: wait=N` "
-            "(`Preference-Applied` says so), or an Idempotency-Key replay: the job made by the "
-            "first request",
+            "(`Preference-Applied` says so; a small inverse is inline), or an Idempotency-Key "
+            "replay: the job made by the first request",
             "headers": {
                 "Preference-Applied": {"description": "wait=N", "schema": {"type": "string"}}
             },
@@ -134,15 +135,20 @@ async def invert(
             found = await hold_watched(watch, fetch, read_first=False, **timing)
         else:  # an Idempotency-Key replay: its job may have changed at any time
             found = await hold(resources.changes, job.id, fetch, **timing)
-    return await _answer_held(job if found is None else found.view(), wait_s, response, resources)
+    held = job if found is None else found.view()
+    return await _answer_held(held, wait_s, response, resources, owner)
 
 
-async def _answer_held(job: Job, wait_s: float, response: Response, resources: Resources) -> Job:
-    """`Prefer: wait`: the job once finished (200, Preference-Applied), or as it is by then."""
+async def _answer_held(
+    job: Job, wait_s: float, response: Response, resources: Resources, owner: str
+) -> Job:
+    """`Prefer: wait`: the job once finished (200, Preference-Applied, a small inverse inline),
+    or as it is by then."""
     if job.status in FINISHED:
         response.status_code = 200
         response.headers.update(applied(wait_s))
-        return job
+        limit = resources.settings.inline_max_entries
+        return await run_in_threadpool(with_inverse, job, resources.store, owner, limit)
     return await run_in_threadpool(noted, job, resources.recent_workers)
 
 

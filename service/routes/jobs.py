@@ -6,18 +6,17 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
-from ninv.npy import from_npy
 from ninv.schemas import FINISHED, History, Job, JobList, JobStatus, Result
 from ninv.store import JobNotFound
 from service import examples
 from service.deps import JobId, OwnerDep, ResourcesDep, StoreDep
 from service.errors import ProblemError
+from service.inverse import inverse_values, with_inverse
 from service.parsing import NPY
 from service.prefer import PreferHeader, applied, hold, parse_wait
 from service.sse import job_events
@@ -59,7 +58,8 @@ async def get_job(
     resources: ResourcesDep,
     prefer: PreferHeader = None,
 ) -> Job:
-    """A job's status, latest progress, summary when finished and error when failed."""
+    """A job's status, latest progress, summary when finished and error when failed (and,
+    held with `Prefer: wait` until it finished, a small inverse inline)."""
 
     async def fetch() -> JobRecord | None:
         return await run_in_threadpool(store.get, job_id, owner=owner)
@@ -75,6 +75,8 @@ async def get_job(
         raise JobNotFound(job_id)
     if wait_s is not None and record.status in FINISHED:
         response.headers.update(applied(wait_s))
+        limit = resources.settings.inline_max_entries
+        return await run_in_threadpool(with_inverse, record.view(), store, owner, limit)
     return await run_in_threadpool(noted, record.view(), resources.recent_workers)
 
 
@@ -91,15 +93,10 @@ def _not_ready(record: JobRecord) -> ProblemError:
 
 
 def _inverse_json(blob: bytes, record: JobRecord) -> bytes:
-    inverse = from_npy(blob)
-    values: Any = inverse.tolist()
-    if not np.isfinite(inverse).all():  # a diverged solve: JSON has no NaN, so send null
-        cells = inverse.astype(object)
-        cells[~np.isfinite(inverse)] = None
-        values = cells.tolist()
     assert record.summary is not None
     summary = record.summary.model_dump(mode="json")
-    return json.dumps({"inverse": values, "summary": summary}, allow_nan=False).encode()
+    body = {"inverse": inverse_values(blob), "summary": summary}
+    return json.dumps(body, allow_nan=False).encode()
 
 
 @router.get(

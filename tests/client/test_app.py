@@ -218,6 +218,36 @@ def test_invert_raises_not_converged_with_the_inverse_and_summary(
     np.testing.assert_array_equal(result.inverse, inverse)
 
 
+@pytest.mark.parametrize(("inline_max_entries", "sent"), [(16384, 1), (0, 2)])
+def test_invert_of_a_small_job_is_one_request(
+    make_app: Callable[..., FastAPI],
+    serve: Callable[[FastAPI], str],
+    inline_max_entries: int,
+    sent: int,
+) -> None:
+    """The held answer carries the inverse; with inlining off, the result is fetched."""
+    app = make_app(inline_max_entries=inline_max_entries)
+    worker = FakeWorker(app.state.resources.store)
+    matrix = well_conditioned(5, seed=5)
+    url = serve(app)
+    with httpx.Client(base_url=url) as http:
+        relay = Relay(http)
+        with Client(url, transport=relay) as ninv:
+            thread, out = worker.run_next_in_thread(pause=0.02)
+            inverse = ninv.invert(matrix, timeout=30)
+            thread.join(5)
+            np.testing.assert_array_equal(inverse, out["inverse"])
+            assert [r.method for r in relay.requests] == ["POST", "GET"][:sent]
+            # Unconverged, it is still NotConverged, with the same inverse and summary.
+            thread, out = worker.run_next_in_thread(pause=0.02, converged=False)
+            with pytest.raises(NotConverged) as raised:
+                ninv.invert(matrix, timeout=30)
+            thread.join(5)
+    np.testing.assert_array_equal(raised.value.inverse, out["inverse"])
+    assert raised.value.summary == FakeWorker.summary(converged=False)
+    assert len(relay.requests) == 2 * sent
+
+
 def test_invert_raises_job_failed(ninv: Client, worker: FakeWorker) -> None:
     thread, _ = worker.run_next_in_thread(pause=0.02, fail="worker lost after 3 attempts")
     with pytest.raises(JobFailed, match="worker lost after 3 attempts") as raised:

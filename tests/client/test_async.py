@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from fastapi import FastAPI
@@ -106,6 +108,31 @@ async def test_invert_raises_not_converged_unless_allowed(app: FastAPI, worker: 
         np.testing.assert_array_equal(inverse, out["inverse"])
         result = await ninv.result(out["job_id"])
         assert isinstance(result, InverseResult) and not result.summary.converged
+
+
+@pytest.mark.parametrize(("inline_max_entries", "sent"), [(16384, 1), (0, 2)])
+async def test_invert_of_a_small_job_is_one_request(
+    make_app: Callable[..., FastAPI], inline_max_entries: int, sent: int
+) -> None:
+    """The held answer carries the inverse; with inlining off, the result is fetched."""
+    app = make_app(inline_max_entries=inline_max_entries)
+    worker = FakeWorker(app.state.resources.store)
+    matrix = well_conditioned(5, seed=5)
+    relay = AsyncRelay(app)
+    async with client(app, transport=relay) as ninv:
+        thread, out = worker.run_next_in_thread(pause=0.02)
+        inverse = await ninv.invert(matrix, timeout=30)
+        thread.join(5)
+        np.testing.assert_array_equal(inverse, out["inverse"])
+        assert [r.method for r in relay.requests] == ["POST", "GET"][:sent]
+        # Unconverged, it is still NotConverged, with the same inverse and summary.
+        thread, out = worker.run_next_in_thread(pause=0.02, converged=False)
+        with pytest.raises(NotConverged) as raised:
+            await ninv.invert(matrix, timeout=30)
+        thread.join(5)
+    np.testing.assert_array_equal(raised.value.inverse, out["inverse"])
+    assert raised.value.summary == FakeWorker.summary(converged=False)
+    assert len(relay.requests) == 2 * sent
 
 
 async def test_lost_answer_is_retried_with_the_same_key(app: FastAPI) -> None:

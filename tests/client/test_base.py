@@ -18,6 +18,7 @@ from client._base import (
     RetryPolicy,
     build_options,
     error_from_response,
+    inline_inverse,
     parse_result,
     parse_retry_after,
 )
@@ -273,6 +274,19 @@ def test_result_npy_and_json_forms() -> None:
     )
     with pytest.raises(ServerError, match="unreadable"):
         parse_result(garbage)
+
+
+def test_an_inline_inverse_is_the_npy_result_bit_for_bit() -> None:
+    """A held answer's inverse comes back in the solve's dtype, as `.npy` would bring it."""
+    inverse = np.random.default_rng(0).standard_normal((2, 2)).astype(np.float32)
+    inverse[0, 1] = np.nan  # a diverged entry travels as null
+    cells = [[None if np.isnan(x) else x for x in row] for row in inverse.tolist()]
+    wire = json.loads(json.dumps(cells))
+    summary = SUMMARY.model_copy(update={"dtype": "float32"})
+    got = inline_inverse(job("succeeded", summary=summary, inverse=wire))
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_array_equal(got, inverse)  # NaN where NaN, every other bit the same
+    assert inline_inverse(job("succeeded", summary=summary)) is None  # not inline: fetch it
 
 
 # -- retries ----------------------------------------------------------------------------------

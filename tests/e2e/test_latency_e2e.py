@@ -1,4 +1,4 @@
-"""Small jobs answered fast: `Prefer: wait` against a real worker, the client's two requests,
+"""Small jobs answered fast: `Prefer: wait` against a real worker, the client's one request,
 and the embedded default's quick broker losing nothing when `ninv serve` is killed -9."""
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def test_prefer_wait_answers_200_for_a_fast_job_and_202_for_a_slow_one(api: str)
         assert fast.status_code == 200
         assert fast.headers["Preference-Applied"] == "wait=20"
         assert fast.json()["status"] == "succeeded"
+        assert fast.json()["inverse"] == (np.eye(4) / 2).tolist()
         assert fast.headers["Location"] == f"/jobs/{fast.json()['id']}"
 
         slow = http.post("/invert", json=SLOW, headers={"Prefer": "wait=1"})
@@ -71,14 +72,13 @@ def test_prefer_wait_answers_200_for_a_fast_job_and_202_for_a_slow_one(api: str)
         assert ended.headers["Preference-Applied"] == "wait=30"
 
 
-def test_invert_takes_two_requests_for_a_small_job(api: str) -> None:
+def test_invert_takes_one_request_for_a_small_job(api: str) -> None:
     sent: list[str] = []
     hooks = {"request": [lambda request: sent.append(f"{request.method} {request.url.path}")]}
     with httpx.Client(base_url=api, event_hooks=hooks, timeout=30) as http:
         inverse = Client(http=http).invert(np.eye(3) * 4, method="exact", timeout=30)
     np.testing.assert_allclose(inverse, np.eye(3) / 4)
-    assert len(sent) == 2
-    assert sent[0] == "POST /invert" and sent[1].endswith("/result")
+    assert sent == ["POST /invert"]  # the held answer carried the inverse inline
 
 
 def test_killing_serve_mid_burst_loses_no_accepted_job(

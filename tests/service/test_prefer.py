@@ -126,6 +126,57 @@ def test_a_replay_of_a_finished_job_is_answered_at_once(
     replay = httpx.post(f"{url}/invert", json=MATRIX, headers=headers, timeout=40)
     assert replay.status_code == 200 and replay.json()["status"] == "succeeded"
     assert replay.headers["Preference-Applied"] == "wait=30"
+    assert replay.json()["inverse"] == [[1.0, 0.0], [0.0, 0.5]]
+
+
+def test_a_held_answer_carries_a_small_inverse_and_a_plain_one_does_not(
+    app: FastAPI, serve: Callable[[FastAPI], str], worker: FakeWorker
+) -> None:
+    url = serve(app)
+    thread, out = worker.run_next_in_thread(pause=0.02)
+    held = httpx.post(f"{url}/invert", json=MATRIX, headers={"Prefer": "wait=30"}, timeout=40)
+    thread.join(5)
+    assert held.status_code == 200 and held.json()["status"] == "succeeded"
+    job_id = held.json()["id"]
+    result = httpx.get(f"{url}/jobs/{job_id}/result").json()
+    assert held.json()["inverse"] == result["inverse"] == out["inverse"].tolist()
+    assert held.json()["summary"] == result["summary"]
+    # A held GET of the finished job carries it too; an unheld one never does.
+    again = httpx.get(f"{url}/jobs/{job_id}", headers={"Prefer": "wait=30"}, timeout=40)
+    assert again.json()["inverse"] == result["inverse"]
+    assert httpx.get(f"{url}/jobs/{job_id}").json()["inverse"] is None
+    assert httpx.get(f"{url}/jobs").json()["jobs"][0]["inverse"] is None
+
+
+def test_an_inline_inverse_shows_non_finite_entries_as_null_like_result(
+    app: FastAPI, serve: Callable[[FastAPI], str], worker: FakeWorker
+) -> None:
+    url = serve(app)
+    job_id = httpx.post(f"{url}/invert", json=MATRIX).json()["id"]
+    worker.run(job_id, np.array([[np.nan, 0.0], [np.inf, 0.5]]))
+    held = httpx.get(f"{url}/jobs/{job_id}", headers={"Prefer": "wait=30"}, timeout=40)
+    result = httpx.get(f"{url}/jobs/{job_id}/result").json()
+    assert held.json()["inverse"] == result["inverse"] == [[None, 0.0], [None, 0.5]]
+
+
+@pytest.mark.parametrize(("limit", "carried"), [(0, False), (7, False), (8, True)])
+def test_an_inverse_over_the_inline_limit_is_left_to_result(
+    make_app: Callable[[Settings], FastAPI],
+    make_settings: Callable[..., Settings],
+    serve: Callable[[FastAPI], str],
+    worker: FakeWorker,
+    limit: int,
+    carried: bool,
+) -> None:
+    """A (2, 2, 2) batch has 8 entries: inline up to NINV_INLINE_MAX_ENTRIES, else null."""
+    url = serve(make_app(make_settings(poll_s=FALLBACK_S, inline_max_entries=limit)))
+    batch = {"matrix": [[[1.0, 0.0], [0.0, 2.0]], [[4.0, 0.0], [0.0, 8.0]]]}
+    job_id = httpx.post(f"{url}/invert", json=batch).json()["id"]
+    worker.run(job_id)
+    held = httpx.get(f"{url}/jobs/{job_id}", headers={"Prefer": "wait=30"}, timeout=40)
+    assert held.status_code == 200 and held.headers["Preference-Applied"] == "wait=30"
+    inverse = httpx.get(f"{url}/jobs/{job_id}/result").json()["inverse"]
+    assert held.json()["inverse"] == (inverse if carried else None)
 
 
 def test_held_post_is_refused_like_any_other(app: FastAPI, serve: Callable[[FastAPI], str]) -> None:
