@@ -121,6 +121,37 @@ return out
 """
 
 
+# Runs the writes a transaction queued (ARGV: each command's length, then its words) as one
+# script call inside its MULTI/EXEC: Redis parses and answers one command instead of one per
+# write (a finished job queues about twenty), and redis-py packs and parses one, which was most
+# of a batch's CPU on the worker. `#!lua` makes Redis refuse the whole script up front when it
+# refuses writes (maxmemory), never halfway; the EXEC still fails if a WATCHed key changed.
+_WRITE_ALL = """#!lua
+local i = 1
+while i <= #ARGV do
+    local n = tonumber(ARGV[i])
+    redis.call(unpack(ARGV, i + 1, i + n))
+    i = i + n + 1
+end
+"""
+#: Most words one command may have for `_WRITE_ALL` (Lua's unpack limit is about 8,000).
+_WRITE_ALL_MAX_WORDS = 4000
+
+
+def _write_all(pipe: Pipeline) -> None:
+    """Execute the transaction `pipe` has queued (after `pipe.multi()`), its writes as one
+    `_WRITE_ALL` call; a command too long for it (a long history) keeps the plain form."""
+    stack = pipe.command_stack
+    if stack and all(len(args) <= _WRITE_ALL_MAX_WORDS for args, _ in stack):
+        words: list[Any] = []
+        for args, _ in stack:
+            words.append(len(args))
+            words.extend(args)
+        pipe.command_stack = []
+        pipe.eval(_WRITE_ALL, 0, *words)
+    pipe.execute()
+
+
 @dataclass
 class _History:
     """A history list as a batched transition sees it: its length and first point."""
@@ -245,7 +276,7 @@ class RedisStore:
                 pipe.watch(*keys)  # type: ignore[no-untyped-call]
             result = body(pipe)
             if pipe.explicit_transaction:
-                pipe.execute()
+                _write_all(pipe)
             return result
 
     def _txn(self, keys: Iterable[str], body: Callable[[Pipeline], _T]) -> _T:
@@ -617,7 +648,7 @@ class RedisStore:
             if not head_ids:  # the owner's queue is empty: it leaves the ring
                 pipe.multi()
                 pipe.zrem(self._k_owners, owner)
-                pipe.execute()
+                _write_all(pipe)
                 return None
             head_id = head_ids[0].decode()
             key = self._k_job(head_id)
@@ -628,7 +659,7 @@ class RedisStore:
                 pipe.multi()
                 pipe.zrem(queue, head_id)
                 self._heal(pipe, head_id, found)
-                pipe.execute()
+                _write_all(pipe)
                 return None
             others: list[str] = []
             if head.batch_key is not None and limit > 1:
@@ -649,7 +680,7 @@ class RedisStore:
                     self._put(pipe, taken)
                     claimed.append(taken)
             pipe.set(self._k_turn, owner)
-            pipe.execute()
+            _write_all(pipe)
             return claimed
 
     def _adopt_queued(self) -> int:
