@@ -121,33 +121,75 @@ return out
 """
 
 
-# Runs the writes a transaction queued (ARGV: each command's length, then its words) as one
-# script call inside its MULTI/EXEC: Redis parses and answers one command instead of one per
-# write (a finished job queues about twenty), and redis-py packs and parses one, which was most
-# of a batch's CPU on the worker. `#!lua` makes Redis refuse the whole script up front when it
-# refuses writes (maxmemory), never halfway; the EXEC still fails if a WATCHed key changed.
-_WRITE_ALL = """#!lua
-local i = 1
-while i <= #ARGV do
-    local n = tonumber(ARGV[i])
-    redis.call(unpack(ARGV, i + 1, i + n))
-    i = i + n + 1
+# Runs the writes encoded in ARGV from index `from` on (each command's length, then its
+# words): one script call in place of one command per write, so Redis parses and answers one
+# command and redis-py packs and parses one (a finished job writes about twenty: most of a
+# batch's CPU on the worker). `#!lua` makes Redis refuse a script up front when it refuses
+# writes (maxmemory), never halfway.
+_RUN_WORDS = """#!lua
+local function run(from)
+    local i = from
+    while i <= #ARGV do
+        local n = tonumber(ARGV[i])
+        redis.call(unpack(ARGV, i + 1, i + n))
+        i = i + n + 1
+    end
 end
 """
-#: Most words one command may have for `_WRITE_ALL` (Lua's unpack limit is about 8,000).
-_WRITE_ALL_MAX_WORDS = 4000
+
+# A transaction's queued writes, run inside its MULTI/EXEC (whose EXEC still fails if a
+# WATCHed key changed).
+_WRITE_ALL = _RUN_WORDS + "run(1)\n"
+
+# A new job, checked and written in one step without WATCH (the owner's active set changes with
+# every submission and finish of the key's jobs, so a WATCH on it kept failing under load).
+# ARGV: Idempotency-Key key or "", the job key prefix, the owner's active set, the most active
+# jobs (-1: no limit), then the writes. Returns {1, record} for the key's existing job (nothing
+# written; the caller compares it), {2} when the owner has the most active jobs, else {0}.
+_CREATE = (
+    _RUN_WORDS
+    + """
+if ARGV[1] ~= "" then
+    local existing = redis.call('GET', ARGV[1])
+    if existing then
+        local record = redis.call('GET', ARGV[2] .. existing)
+        if record then
+            return {1, record}
+        end
+    end
+end
+local most = tonumber(ARGV[4])
+if most >= 0 and redis.call('SCARD', ARGV[3]) >= most then
+    return {2}
+end
+run(5)
+return {0}
+"""
+)
+
+#: Most words one command may have in a script's writes (Lua's unpack takes about 8,000).
+_MAX_WORDS = 4000
+
+
+def _take_words(pipe: Pipeline) -> builtins.list[Any] | None:
+    """The commands queued on `pipe` as `_RUN_WORDS` words, taken off it; None (and left
+    queued) if a command is too long for a script (a long history)."""
+    stack = pipe.command_stack
+    if any(len(args) > _MAX_WORDS for args, _ in stack):
+        return None
+    words: list[Any] = []
+    for args, _ in stack:
+        words.append(len(args))
+        words.extend(args)
+    pipe.command_stack = []
+    return words
 
 
 def _write_all(pipe: Pipeline) -> None:
     """Execute the transaction `pipe` has queued (after `pipe.multi()`), its writes as one
-    `_WRITE_ALL` call; a command too long for it (a long history) keeps the plain form."""
-    stack = pipe.command_stack
-    if stack and all(len(args) <= _WRITE_ALL_MAX_WORDS for args, _ in stack):
-        words: list[Any] = []
-        for args, _ in stack:
-            words.append(len(args))
-            words.extend(args)
-        pipe.command_stack = []
+    `_WRITE_ALL` call when they fit one."""
+    words = _take_words(pipe) if pipe.command_stack else None
+    if words is not None:
         pipe.eval(_WRITE_ALL, 0, *words)
     pipe.execute()
 
@@ -534,29 +576,28 @@ class RedisStore:
         idem = None if job.idempotency_key is None else self._k_idem(job.owner, job.idempotency_key)
         active = self._k_active(job.owner)
 
-        def body(pipe: Pipeline) -> tuple[JobRecord, bool]:
-            if idem is not None:
-                existing_id = cast("bytes | None", pipe.get(idem))
-                existing = None
-                if existing_id is not None:
-                    existing = self._read(pipe, self._k_job(existing_id.decode()))
-                if existing is not None:
-                    if existing.owner != job.owner or existing.request_hash != job.request_hash:
-                        raise IdempotencyConflict(existing.id)
-                    return existing, False
-            if max_active is not None and pipe.scard(active) >= max_active:
-                raise TooManyActive(job.owner, max_active)
-            pipe.multi()
+        with self._r.pipeline(transaction=False) as pipe:  # only to queue the writes
             pipe.set(self._k_job(job.id), dump_record(job))
             pipe.set(self._k_matrix(job.id), matrix)
             pipe.zadd(self._k_owner(job.owner), {job.id: to_us(job.created_at)})
             self._enqueue(pipe, job)
             if idem is not None:
                 pipe.set(idem, job.id)
-            return job, True
-
-        watched = [] if idem is None else [idem]
-        return self._txn(watched if max_active is None else [*watched, active], body)
+            words = _take_words(pipe)
+        assert words is not None  # a new job's writes are short
+        most = -1 if max_active is None else max_active
+        reply = cast(
+            "list[Any]",
+            self._r.eval(_CREATE, 0, idem or "", self._k_job(""), active, most, *words),
+        )
+        if reply[0] == 2:
+            raise TooManyActive(job.owner, most)
+        if reply[0] == 1:
+            existing = load_record(reply[1])
+            if existing.owner != job.owner or existing.request_hash != job.request_hash:
+                raise IdempotencyConflict(existing.id)
+            return existing, False
+        return job, True
 
     def _heal(self, pipe: Pipeline, job_id: str, job: JobRecord | None) -> None:
         """Queue the removal from the queued indexes of a job that is not queued."""
