@@ -76,8 +76,10 @@ def curve(solution: Solution | BatchSolution) -> list[HistoryPoint]:
     if isinstance(solution, BatchSolution):
         sols = solution.solutions
         solution = sols[_worst_index([_matrix_summary(s) for s in sols])]
+    # model_construct: the solver's own numbers need no validation, which cost more than the
+    # rest of storing a small batched job (a point every check, tens a job)
     return [
-        HistoryPoint(
+        HistoryPoint.model_construct(
             iteration=p.iteration,
             loss=finite(p.loss),
             residual=finite(p.residual),
