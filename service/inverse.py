@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from ninv.jobs import JobRecord
 from ninv.npy import from_npy
 from ninv.schemas import Job
 from ninv.store import JobNotFound, JobStore
 
-__all__ = ["inverse_values", "with_inverse"]
+__all__ = ["HeldRead", "inverse_values"]
 
 
 def inverse_values(blob: bytes) -> Any:
@@ -25,16 +26,53 @@ def inverse_values(blob: bytes) -> Any:
     return cells.tolist()
 
 
-def with_inverse(job: Job, store: JobStore, owner: str, max_entries: int) -> Job:
-    """The finished job with its inverse inline when it has one of at most `max_entries`
-    entries (NINV_INLINE_MAX_ENTRIES), else as it is. Sized from the job before anything is
-    read, then one owner-scoped store read; blocking, so call it in the thread pool."""
-    if job.n * job.n * (job.batch or 1) > max_entries:
-        return job
-    try:
-        _, blob = store.result(job.id, owner=owner)
-    except JobNotFound:  # deleted since it was read: answered as it was then
-        return job
-    if blob is None:  # failed or cancelled without an inverse
-        return job
-    return job.model_copy(update={"inverse": inverse_values(blob)})
+class HeldRead:
+    """Reads a job held by `Prefer: wait`, and answers it with a small inverse inline.
+
+    Once the job is known to fit inline (at most NINV_INLINE_MAX_ENTRIES entries: `fits`, or
+    learnt from the first read), each read takes the inverse with the record in one store read,
+    so a job found finished is answered without reading again. Blocking: call it in the thread
+    pool.
+    """
+
+    def __init__(self, store: JobStore, job_id: str, owner: str, max_entries: int) -> None:
+        self._store, self._job_id, self._owner = store, job_id, owner
+        self._max_entries = max_entries
+        self._fits: bool | None = None  # unknown until the job's size is
+        self._blob: bytes | None = None
+        self._blob_read = False
+
+    def sized(self, n: int, batch: int | None) -> HeldRead:
+        """Know the job's size before the first read (a new submission's)."""
+        self._fits = n * n * (batch or 1) <= self._max_entries
+        return self
+
+    def __call__(self) -> JobRecord | None:
+        """The job as it is now; None if it is gone (or not the owner's)."""
+        self._blob_read = False
+        if not self._fits:
+            record = self._store.get(self._job_id, owner=self._owner)
+            if record is not None and self._fits is None:
+                self.sized(record.n, record.batch)
+            return record
+        try:
+            record, self._blob = self._store.result(self._job_id, owner=self._owner)
+        except JobNotFound:
+            return None
+        self._blob_read = True
+        return record
+
+    def inline(self, job: Job) -> Job:
+        """The finished job with its inverse inline when it fits and has one, else as it is."""
+        if self._fits is None:
+            self.sized(job.n, job.batch)
+        if not self._fits:
+            return job
+        if not self._blob_read:  # read without it (its size was not known yet)
+            try:
+                _, self._blob = self._store.result(self._job_id, owner=self._owner)
+            except JobNotFound:  # deleted since it was read: answered as it was then
+                return job
+        if self._blob is None:  # failed or cancelled without an inverse
+            return job
+        return job.model_copy(update={"inverse": inverse_values(self._blob)})

@@ -17,7 +17,7 @@ from ninv.store import JobStore
 from service import examples
 from service.deps import CeleryDep, OwnerDep, ResourcesDep, SettingsDep, StoreDep
 from service.errors import ProblemError
-from service.inverse import with_inverse
+from service.inverse import HeldRead
 from service.parsing import (
     NPY,
     Limits,
@@ -127,7 +127,8 @@ async def invert(
     # waits for the first notice without reading the job back.
     with resources.changes.watch(record.id) as watch:
         job = await accept()
-        fetch = partial(run_in_threadpool, store.get, job.id, owner=owner)
+        read = HeldRead(store, job.id, owner, settings.inline_max_entries).sized(job.n, job.batch)
+        fetch = partial(run_in_threadpool, read)
         timing = {"timeout": wait_s, "poll_s": settings.poll_s}
         if job.status in FINISHED:
             found = None
@@ -136,19 +137,18 @@ async def invert(
         else:  # an Idempotency-Key replay: its job may have changed at any time
             found = await hold(resources.changes, job.id, fetch, **timing)
     held = job if found is None else found.view()
-    return await _answer_held(held, wait_s, response, resources, owner)
+    return await _answer_held(held, read, wait_s, response, resources)
 
 
 async def _answer_held(
-    job: Job, wait_s: float, response: Response, resources: Resources, owner: str
+    job: Job, read: HeldRead, wait_s: float, response: Response, resources: Resources
 ) -> Job:
     """`Prefer: wait`: the job once finished (200, Preference-Applied, a small inverse inline),
     or as it is by then."""
     if job.status in FINISHED:
         response.status_code = 200
         response.headers.update(applied(wait_s))
-        limit = resources.settings.inline_max_entries
-        return await run_in_threadpool(with_inverse, job, resources.store, owner, limit)
+        return await run_in_threadpool(read.inline, job)
     return await run_in_threadpool(noted, job, resources.recent_workers)
 
 

@@ -16,7 +16,7 @@ from ninv.store import JobNotFound
 from service import examples
 from service.deps import JobId, OwnerDep, ResourcesDep, StoreDep
 from service.errors import ProblemError
-from service.inverse import inverse_values, with_inverse
+from service.inverse import HeldRead, inverse_values
 from service.parsing import NPY
 from service.prefer import PreferHeader, applied, hold, parse_wait
 from service.sse import job_events
@@ -61,12 +61,14 @@ async def get_job(
     """A job's status, latest progress, summary when finished and error when failed (and,
     held with `Prefer: wait` until it finished, a small inverse inline)."""
 
+    read = HeldRead(store, job_id, owner, resources.settings.inline_max_entries)
+
     async def fetch() -> JobRecord | None:
-        return await run_in_threadpool(store.get, job_id, owner=owner)
+        return await run_in_threadpool(read)
 
     wait_s = parse_wait(prefer, resources.settings.max_wait_s)
     if wait_s is None:
-        record = await fetch()
+        record = await run_in_threadpool(store.get, job_id, owner=owner)
     else:
         record = await hold(
             resources.changes, job_id, fetch, timeout=wait_s, poll_s=resources.settings.poll_s
@@ -75,8 +77,7 @@ async def get_job(
         raise JobNotFound(job_id)
     if wait_s is not None and record.status in FINISHED:
         response.headers.update(applied(wait_s))
-        limit = resources.settings.inline_max_entries
-        return await run_in_threadpool(with_inverse, record.view(), store, owner, limit)
+        return await run_in_threadpool(read.inline, record.view())
     return await run_in_threadpool(noted, record.view(), resources.recent_workers)
 
 
