@@ -563,6 +563,24 @@ def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     assert store.history(kept.id) == [point(5)]
 
 
+def test_finish_with_a_long_curve(store: JobStore) -> None:
+    # Longer than one command of Redis's batched-writes script takes: written the plain way.
+    job = add(store)
+    assert store.claim(job.id, "w1", LEASE) is not None
+    curve = [point(i) for i in range(5000)]
+    assert finish(
+        store,
+        job.id,
+        "w1",
+        status=JobStatus.succeeded,
+        result=RESULT,
+        history=curve,
+        history_max_points=6000,
+    )
+    assert store.history(job.id) == curve
+    assert store.result(job.id)[1] == RESULT
+
+
 def test_finish_many(store: JobStore) -> None:
     assert store.solve_time_totals() == {}
     a, b, c = add(store), add(store), add(store)
