@@ -11,6 +11,7 @@ consumer ignores and renamed into place, so a consumer never reads a half-writte
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from queue import Empty
@@ -31,13 +32,17 @@ TRANSPORT = "ninv.fsbroker:DoorbellTransport"
 
 #: How long an idle consumer waits on its bell before it lists the folder anyway.
 FALLBACK_POLL_S = 1.0
+#: A half-written message file older than this was left by a sender that died mid-write.
+STALE_PART_S = 60.0
 
 
 def broker_options(folder: Path) -> dict[str, object]:
-    """The transport options for a broker in `folder` (created here)."""
+    """The transport options for a broker in `folder` (created here, and rid of half-written
+    messages that senders killed mid-write left behind)."""
     folder = folder.resolve()
     for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(folder / "queue")
     return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
@@ -47,6 +52,18 @@ def broker_options(folder: Path) -> dict[str, object]:
         "polling_interval": FALLBACK_POLL_S,
         "bell_folder": str(bell_folder(folder / "bells")),
     }
+
+
+def _remove_stale_parts(queue: Path) -> None:
+    """Delete `.part` files older than STALE_PART_S: never a message (a message is renamed into
+    place whole), and a younger one may be another process's write in progress."""
+    cutoff = time.time() - STALE_PART_S
+    for part in queue.glob(".*.part"):
+        try:
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+        except FileNotFoundError:  # another process removed it first
+            pass
 
 
 class DoorbellChannel(filesystem.Channel):

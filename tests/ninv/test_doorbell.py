@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +81,21 @@ def test_the_embedded_broker_writes_whole_messages_and_rings(tmp_path: Path) -> 
     queue = Path(str(options["data_folder_in"]))
     messages = [p.name for p in queue.iterdir()]
     assert len(messages) == 1 and messages[0].endswith(".ninv.msg")  # no .part left behind
+
+
+def test_half_written_messages_a_killed_sender_left_are_removed_at_start(tmp_path: Path) -> None:
+    queue = tmp_path / "broker" / "queue"
+    queue.mkdir(parents=True)
+    stale, fresh = queue / ".1_a.celery.msg.part", queue / ".2_b.celery.msg.part"
+    message = queue / "3_c.celery.msg"
+    for path in (stale, fresh, message):
+        path.write_bytes(b"{}")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(message, (old, old))
+
+    broker_options(tmp_path / "broker")
+
+    assert not stale.exists()
+    assert fresh.exists()  # may be another process's write in progress
+    assert message.exists()  # a whole message is never touched
