@@ -6,16 +6,14 @@ from functools import partial
 from typing import Annotated
 
 import anyio
-from celery import Celery
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
 from ninv.schemas import FINISHED, Job
 from ninv.settings import Settings
-from ninv.store import JobStore
 from service import examples
-from service.deps import CeleryDep, OwnerDep, ResourcesDep, SettingsDep, StoreDep
+from service.deps import OwnerDep, ResourcesDep
 from service.errors import ProblemError
 from service.inverse import HeldRead
 from service.parsing import (
@@ -74,9 +72,6 @@ INLINE_PARSE_BYTES = 64 * 1024
 async def invert(
     request: Request,
     response: Response,
-    store: StoreDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
     owner: OwnerDep,
     resources: ResourcesDep,
     idempotency_key: Annotated[
@@ -91,6 +86,9 @@ async def invert(
 ) -> Job:
     """Queue a matrix (JSON or .npy) for inversion and answer with the job (held up to N s for
     it to finish with `Prefer: wait=N`)."""
+    # The store, broker and settings come from `resources`: each dependency FastAPI resolves
+    # costs on every request, and this is the hottest route.
+    store, settings = resources.store, resources.settings
     parsed = await _read_and_parse(request, settings)
     content_type = request.headers.get("content-type")
     record = new_record(
@@ -103,16 +101,7 @@ async def invert(
     where = "query" if media_type(content_type) == NPY else "body"
 
     async def accept() -> Job:
-        job, created = await run_in_threadpool(
-            _accept,
-            parsed,
-            record,
-            where,
-            store=store,
-            celery=celery,
-            resources=resources,
-            settings=settings,
-        )
+        job, created = await run_in_threadpool(_accept, parsed, record, where, resources)
         response.headers["Location"] = f"/jobs/{job.id}"
         response.headers["Retry-After"] = "1"
         if not created:
@@ -195,11 +184,7 @@ def _accept(
     parsed: ParsedRequest,
     record: JobRecord,
     where: str,
-    *,
-    store: JobStore,
-    celery: Celery,
     resources: Resources,
-    settings: Settings,
 ) -> tuple[Job, bool]:
     """Store and enqueue the job (in the thread pool); the view says if no worker can run it.
 
@@ -210,9 +195,10 @@ def _accept(
         problem = device_problem(parsed.options.device, resources.recent_workers())
         if problem is not None:
             raise ProblemError(422, problem, errors=[{"loc": [where, "device"], "msg": problem}])
+    settings = resources.settings
     job, created = submit(
-        store,
-        celery,
+        resources.store,
+        resources.celery,
         record,
         parsed.npy(),
         max_active=settings.max_active_per_key,

@@ -53,13 +53,13 @@ def _example(value: Any) -> dict[str, Any]:
 async def get_job(
     job_id: JobId,
     response: Response,
-    store: StoreDep,
     owner: OwnerDep,
     resources: ResourcesDep,
     prefer: PreferHeader = None,
 ) -> Job:
     """A job's status, latest progress, summary when finished and error when failed (and,
     held with `Prefer: wait` until it finished, a small inverse inline)."""
+    store = resources.store  # not a dependency of its own: the route is polled often
 
     read = HeldRead(store, job_id, owner, resources.settings.inline_max_entries)
 
