@@ -683,10 +683,15 @@ class RedisStore:
                 if pipe.zcard(self._k_queued) and self._adopt_queued():
                     return None
                 return []
+            # The owner's queue is not WATCHed on the usual path: every submission of the key
+            # changes it, and the claimed records are WATCHed, which is what keeps a job from
+            # being claimed twice.
             queue = self._k_owner_queue(owner)
-            pipe.watch(queue)  # type: ignore[no-untyped-call]
             head_ids = cast("list[bytes]", pipe.zrange(queue, 0, 0))
             if not head_ids:  # the owner's queue is empty: it leaves the ring
+                pipe.watch(queue)  # type: ignore[no-untyped-call]
+                if pipe.zcard(queue):  # a job came meanwhile: look again
+                    return None
                 pipe.multi()
                 pipe.zrem(self._k_owners, owner)
                 _write_all(pipe)

@@ -3,6 +3,7 @@ on queued plus running jobs, and the pending-wake mark that keeps messages to on
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -146,3 +147,37 @@ def test_jobs_queued_by_a_version_without_owner_queues_are_adopted(
     order = [claim_one(redis_store).id for _ in range(3)]
 
     assert order == [jobs[0].id, jobs[2].id, jobs[1].id]
+
+
+def test_workers_racing_claim_next_while_jobs_arrive_take_each_job_once(store: JobStore) -> None:
+    owners = ("key-a", "key-b", "key-c")
+    total = 120
+    claimed: list[str] = []
+    arriving = threading.Event()
+    arriving.set()
+
+    def submitter() -> None:
+        for i in range(total):
+            add(store, owner=owners[i % 3], batch_key=BATCH if i % 2 else None)
+        arriving.clear()
+
+    def worker(name: str) -> None:
+        while True:
+            jobs = store.claim_next(name, LEASE, 4)
+            claimed.extend(job.id for job in jobs)
+            if not jobs and not arriving.is_set():
+                jobs = store.claim_next(name, LEASE, 4)  # what came after the last look
+                claimed.extend(job.id for job in jobs)
+                if not jobs:
+                    return
+
+    threads = [threading.Thread(target=submitter)]
+    threads += [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(claimed) == total
+    assert len(set(claimed)) == total  # none twice
+    assert store.queued_ids(10) == []
