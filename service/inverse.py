@@ -26,33 +26,42 @@ def inverse_values(blob: bytes) -> Any:
     return cells.tolist()
 
 
+#: An inverse of at most this many entries is put inline on the event loop (tens of
+#: microseconds); a larger one, up to NINV_INLINE_MAX_ENTRIES, in the thread pool.
+ON_LOOP_ENTRIES = 1024
+
+
 class HeldRead:
     """Reads a job held by `Prefer: wait`, and answers it with a small inverse inline.
 
-    Once the job is known to fit inline (at most NINV_INLINE_MAX_ENTRIES entries: `fits`, or
+    Once the job is known to fit inline (at most NINV_INLINE_MAX_ENTRIES entries: `sized`, or
     learnt from the first read), each read takes the inverse with the record in one store read,
-    so a job found finished is answered without reading again. Blocking: call it in the thread
-    pool.
+    so a job found finished is answered without reading again. Reads block: call them in the
+    thread pool, and `inline` too unless `inline_on_loop` says it is quick.
     """
 
     def __init__(self, store: JobStore, job_id: str, owner: str, max_entries: int) -> None:
         self._store, self._job_id, self._owner = store, job_id, owner
         self._max_entries = max_entries
-        self._fits: bool | None = None  # unknown until the job's size is
+        self._entries: int | None = None  # unknown until the job's size is
         self._blob: bytes | None = None
         self._blob_read = False
 
     def sized(self, n: int, batch: int | None) -> HeldRead:
         """Know the job's size before the first read (a new submission's)."""
-        self._fits = n * n * (batch or 1) <= self._max_entries
+        self._entries = n * n * (batch or 1)
         return self
+
+    @property
+    def _fits(self) -> bool:
+        return self._entries is not None and self._entries <= self._max_entries
 
     def __call__(self) -> JobRecord | None:
         """The job as it is now; None if it is gone (or not the owner's)."""
         self._blob_read = False
         if not self._fits:
             record = self._store.get(self._job_id, owner=self._owner)
-            if record is not None and self._fits is None:
+            if record is not None and self._entries is None:
                 self.sized(record.n, record.batch)
             return record
         try:
@@ -62,9 +71,16 @@ class HeldRead:
         self._blob_read = True
         return record
 
+    def inline_on_loop(self, job: Job) -> bool:
+        """Whether `inline(job)` is quick: no store read, and a small inverse to convert."""
+        if self._entries is None:
+            self.sized(job.n, job.batch)
+        assert self._entries is not None
+        return not self._fits or (self._blob_read and self._entries <= ON_LOOP_ENTRIES)
+
     def inline(self, job: Job) -> Job:
         """The finished job with its inverse inline when it fits and has one, else as it is."""
-        if self._fits is None:
+        if self._entries is None:
             self.sized(job.n, job.batch)
         if not self._fits:
             return job

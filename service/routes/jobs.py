@@ -77,7 +77,12 @@ async def get_job(
         raise JobNotFound(job_id)
     if wait_s is not None and record.status in FINISHED:
         response.headers.update(applied(wait_s))
-        return await run_in_threadpool(read.inline, record.view())
+        job = record.view()
+        return (
+            read.inline(job)
+            if read.inline_on_loop(job)
+            else await run_in_threadpool(read.inline, job)
+        )
     return await run_in_threadpool(noted, record.view(), resources.recent_workers)
 
 
