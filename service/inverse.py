@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from ninv.jobs import JobRecord
 from ninv.npy import from_npy
@@ -37,7 +38,7 @@ class HeldRead:
     Once the job is known to fit inline (at most NINV_INLINE_MAX_ENTRIES entries: `sized`, or
     learnt from the first read), each read takes the inverse with the record in one store read,
     so a job found finished is answered without reading again. Reads block: call them in the
-    thread pool, and `inline` too unless `inline_on_loop` says it is quick.
+    thread pool; `answer` puts the inverse inline on the event loop only when that is quick.
     """
 
     def __init__(self, store: JobStore, job_id: str, owner: str, max_entries: int) -> None:
@@ -71,14 +72,14 @@ class HeldRead:
         self._blob_read = True
         return record
 
-    def inline_on_loop(self, job: Job) -> bool:
-        """Whether `inline(job)` is quick: no store read, and a small inverse to convert."""
+    def _inline_on_loop(self, job: Job) -> bool:
+        """Whether `_inline(job)` is quick: no store read, and a small inverse to convert."""
         if self._entries is None:
             self.sized(job.n, job.batch)
         assert self._entries is not None
         return not self._fits or (self._blob_read and self._entries <= ON_LOOP_ENTRIES)
 
-    def inline(self, job: Job) -> Job:
+    def _inline(self, job: Job) -> Job:
         """The finished job with its inverse inline when it fits and has one, else as it is."""
         if self._entries is None:
             self.sized(job.n, job.batch)
@@ -92,3 +93,9 @@ class HeldRead:
         if self._blob is None:  # failed or cancelled without an inverse
             return job
         return job.model_copy(update={"inverse": inverse_values(self._blob)})
+
+    async def answer(self, job: Job) -> Job:
+        """`_inline(job)`, on the event loop when that is quick, else in the thread pool."""
+        if self._inline_on_loop(job):
+            return self._inline(job)
+        return await run_in_threadpool(self._inline, job)

@@ -137,11 +137,7 @@ async def _answer_held(
     if job.status in FINISHED:
         response.status_code = 200
         response.headers.update(applied(wait_s))
-        return (
-            read.inline(job)
-            if read.inline_on_loop(job)
-            else await run_in_threadpool(read.inline, job)
-        )
+        return await read.answer(job)
     return await run_in_threadpool(noted, job, resources.recent_workers)
 
 

@@ -77,12 +77,7 @@ async def get_job(
         raise JobNotFound(job_id)
     if wait_s is not None and record.status in FINISHED:
         response.headers.update(applied(wait_s))
-        job = record.view()
-        return (
-            read.inline(job)
-            if read.inline_on_loop(job)
-            else await run_in_threadpool(read.inline, job)
-        )
+        return await read.answer(record.view())
     return await run_in_threadpool(noted, record.view(), resources.recent_workers)
 
 
