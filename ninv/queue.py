@@ -21,7 +21,15 @@ from ninv.fsbroker import broker_options
 from ninv.settings import Settings
 from ninv.store import JobStore
 
-__all__ = ["SOLVE_TASK", "WAKE_TASK", "RedisTransport", "enqueue", "make_celery", "wake"]
+__all__ = [
+    "SOLVE_TASK",
+    "WAKE_TASK",
+    "RedisTransport",
+    "enqueue",
+    "make_celery",
+    "send_marked_wake",
+    "wake",
+]
 
 #: The per-job task older versions sent (`enqueue`); workers still run such messages.
 SOLVE_TASK = "ninv.solve"
@@ -107,9 +115,15 @@ def wake(app: Celery, store: JobStore, *, pending_s: float) -> bool:
     """
     if not store.mark_wake(pending_s):
         return False
+    send_marked_wake(app, store)
+    return True
+
+
+def send_marked_wake(app: Celery, store: JobStore) -> None:
+    """Send the wake message whose pending mark the caller has just set (`wake`, or
+    `JobStore.create` with `wake_pending_s`); if sending fails, clear the mark and raise."""
     try:
         app.send_task(WAKE_TASK)
     except BaseException:
         store.clear_wake()  # nothing is on its way: the next caller must send
         raise
-    return True

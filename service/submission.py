@@ -7,7 +7,7 @@ import logging
 from celery import Celery
 
 from ninv.jobs import JobRecord
-from ninv.queue import wake
+from ninv.queue import send_marked_wake
 from ninv.schemas import JobStatus
 from ninv.store import JobStore, TooManyActive
 from service.errors import ProblemError
@@ -56,14 +56,17 @@ def submit(
     """Create the job (or find its Idempotency-Key twin) and wake a worker; (job, created).
 
     The job is stored before any message is sent, and the message only says "jobs wait": it
-    is sent when none is pending (`ninv.queue.wake`), so a burst costs a few messages. If
+    is sent when none is pending (the pending mark, set by `store.create` in the same write as
+    the job), so a burst costs a few messages. If
     sending fails the job stays queued in the store, where the lease sweeper or a worker's
     start-up finds it, and the caller gets 503 naming the job; a retry with the same
     Idempotency-Key tries the message again. An owner with `max_active` jobs queued or running
     gets 429.
     """
     try:
-        job, created = store.create(record, matrix, max_active=max_active)
+        job, created, marked = store.create(
+            record, matrix, max_active=max_active, wake_pending_s=pending_s
+        )
     except TooManyActive as exc:
         raise ProblemError(
             429,
@@ -72,9 +75,11 @@ def submit(
             title="Too Many Requests",
             headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
         ) from None
-    if created or job.status == JobStatus.queued:
+    # A replay of a queued job sends the message again if none is pending: the first request
+    # may have stored its job and died before sending.
+    if marked or (not created and job.status == JobStatus.queued and store.mark_wake(pending_s)):
         try:
-            wake(celery, store, pending_s=pending_s)
+            send_marked_wake(celery, store)
         except Exception as exc:  # any broker failure: kombu, redis, OS errors
             log.warning("wake for job %s failed: %s", job.id, type(exc).__name__)
             raise ProblemError(

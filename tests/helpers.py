@@ -76,7 +76,7 @@ def submit(
         owner=owner,
         batch_max_n=settings.batch_max_n,
     )
-    stored, _ = store.create(job, npy_bytes(matrix))
+    stored, _, _ = store.create(job, npy_bytes(matrix))
     if send:
         wake(make_celery(settings), store, pending_s=settings.lease_s)
     return stored

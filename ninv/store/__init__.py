@@ -5,6 +5,7 @@ from __future__ import annotations
 from ninv.settings import Settings
 from ninv.store._base import (
     Beat,
+    Created,
     Heartbeat,
     IdempotencyConflict,
     JobNotFound,
@@ -19,6 +20,7 @@ from ninv.store._base import (
 
 __all__ = [
     "Beat",
+    "Created",
     "Heartbeat",
     "IdempotencyConflict",
     "JobNotFound",

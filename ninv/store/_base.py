@@ -6,13 +6,14 @@ import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ninv.jobs import JobRecord, NotFinished, require_final
 from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary, WorkerInfo
 
 __all__ = [
     "Beat",
+    "Created",
     "Heartbeat",
     "IdempotencyConflict",
     "JobNotFound",
@@ -73,6 +74,15 @@ def visible(job: JobRecord | None, job_id: str, owner: str | None) -> JobRecord:
     return job
 
 
+class Created(NamedTuple):
+    """What `JobStore.create` did: the job (a new one, or its Idempotency-Key twin), whether it
+    is new, and whether the caller should send a wake message (it set the pending mark)."""
+
+    job: JobRecord
+    created: bool
+    wake: bool = False
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     """What a worker learns when it reports progress."""
@@ -120,16 +130,22 @@ class JobStore(Protocol):
         """Raise StoreUnavailable unless the store answers."""
 
     def create(
-        self, job: JobRecord, matrix: bytes, *, max_active: int | None = None
-    ) -> tuple[JobRecord, bool]:
+        self,
+        job: JobRecord,
+        matrix: bytes,
+        *,
+        max_active: int | None = None,
+        wake_pending_s: float | None = None,
+    ) -> Created:
         """Store a new queued job and its input, atomically.
 
         When job.idempotency_key is set and the owner already has a job under that key, return
-        that job and False if its request_hash equals job.request_hash, else raise
+        that job, not created, if its request_hash equals job.request_hash, else raise
         IdempotencyConflict. Otherwise, when `max_active` is given and the owner already has
         that many jobs queued or running, raise TooManyActive (checked in the same atomic step,
-        so concurrent submissions cannot pass it together). Otherwise return the stored job
-        and True.
+        so concurrent submissions cannot pass it together). Otherwise return the stored job,
+        created; with `wake_pending_s`, also `mark_wake(wake_pending_s)` in the same step (one
+        write, not two, for a submission) and say whether the mark was set.
         """
         ...
 

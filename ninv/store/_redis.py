@@ -68,6 +68,7 @@ from ninv.notify import changes_channel
 from ninv.schemas import FINISHED, HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
+    Created,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
@@ -144,8 +145,9 @@ _WRITE_ALL = _RUN_WORDS + "run(1)\n"
 # A new job, checked and written in one step without WATCH (the owner's active set changes with
 # every submission and finish of the key's jobs, so a WATCH on it kept failing under load).
 # ARGV: Idempotency-Key key or "", the job key prefix, the owner's active set, the most active
-# jobs (-1: no limit), then the writes. Returns {1, record} for the key's existing job (nothing
-# written; the caller compares it), {2} when the owner has the most active jobs, else {0}.
+# jobs (-1: no limit), the wake mark's key or "" and its milliseconds, then the writes. Returns
+# {1, record} for the key's existing job (nothing written; the caller compares it), {2} when the
+# owner has the most active jobs, else {0, 1 if it set the wake mark else 0}.
 _CREATE = (
     _RUN_WORDS
     + """
@@ -162,8 +164,11 @@ local most = tonumber(ARGV[4])
 if most >= 0 and redis.call('SCARD', ARGV[3]) >= most then
     return {2}
 end
-run(5)
-return {0}
+run(7)
+if ARGV[5] ~= "" and redis.call('SET', ARGV[5], 1, 'NX', 'PX', ARGV[6]) then
+    return {0, 1}
+end
+return {0, 0}
 """
 )
 
@@ -183,6 +188,11 @@ def _take_words(pipe: Pipeline) -> builtins.list[Any] | None:
         words.extend(args)
     pipe.command_stack = []
     return words
+
+
+def _pending_ms(pending_s: float) -> int:
+    """A wake mark's life in milliseconds (at least 1: PX takes no 0)."""
+    return max(1, int(pending_s * 1000))
 
 
 def _write_all(pipe: Pipeline) -> None:
@@ -300,6 +310,10 @@ class RedisStore:
     @property
     def _k_running(self) -> str:
         return f"{self._p}:running"
+
+    @property
+    def _k_wake(self) -> str:
+        return f"{self._p}:wake"
 
     @property
     def _k_changed(self) -> str:
@@ -570,8 +584,13 @@ class RedisStore:
 
     @_guard
     def create(
-        self, job: JobRecord, matrix: bytes, *, max_active: int | None = None
-    ) -> tuple[JobRecord, bool]:
+        self,
+        job: JobRecord,
+        matrix: bytes,
+        *,
+        max_active: int | None = None,
+        wake_pending_s: float | None = None,
+    ) -> Created:
         job.check_new()
         idem = None if job.idempotency_key is None else self._k_idem(job.owner, job.idempotency_key)
         active = self._k_active(job.owner)
@@ -586,9 +605,13 @@ class RedisStore:
             words = _take_words(pipe)
         assert words is not None  # a new job's writes are short
         most = -1 if max_active is None else max_active
+        wake = "" if wake_pending_s is None else self._k_wake
+        wake_ms = 0 if wake_pending_s is None else _pending_ms(wake_pending_s)
         reply = cast(
             "list[Any]",
-            self._r.eval(_CREATE, 0, idem or "", self._k_job(""), active, most, *words),
+            self._r.eval(
+                _CREATE, 0, idem or "", self._k_job(""), active, most, wake, wake_ms, *words
+            ),
         )
         if reply[0] == 2:
             raise TooManyActive(job.owner, most)
@@ -596,8 +619,8 @@ class RedisStore:
             existing = load_record(reply[1])
             if existing.owner != job.owner or existing.request_hash != job.request_hash:
                 raise IdempotencyConflict(existing.id)
-            return existing, False
-        return job, True
+            return Created(existing, created=False)
+        return Created(job, created=True, wake=reply[1] == 1)
 
     def _heal(self, pipe: Pipeline, job_id: str, job: JobRecord | None) -> None:
         """Queue the removal from the queued indexes of a job that is not queued."""
@@ -753,11 +776,11 @@ class RedisStore:
 
     @_guard
     def mark_wake(self, pending_s: float) -> bool:
-        return bool(self._r.set(f"{self._p}:wake", 1, nx=True, px=max(1, int(pending_s * 1000))))
+        return bool(self._r.set(self._k_wake, 1, nx=True, px=_pending_ms(pending_s)))
 
     @_guard
     def clear_wake(self) -> None:
-        self._r.delete(f"{self._p}:wake")
+        self._r.delete(self._k_wake)
 
     @_guard
     def claim_compatible(

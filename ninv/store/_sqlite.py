@@ -24,6 +24,7 @@ from ninv.notify import changes_folder, ring_changes
 from ninv.schemas import HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
+    Created,
     Heartbeat,
     IdempotencyConflict,
     JobStore,
@@ -361,8 +362,13 @@ class SqliteStore:
 
     @_guard
     def create(
-        self, job: JobRecord, matrix: bytes, *, max_active: int | None = None
-    ) -> tuple[JobRecord, bool]:
+        self,
+        job: JobRecord,
+        matrix: bytes,
+        *,
+        max_active: int | None = None,
+        wake_pending_s: float | None = None,
+    ) -> Created:
         job.check_new()
         with self._write() as conn:
             if job.idempotency_key is not None:
@@ -374,7 +380,7 @@ class SqliteStore:
                 if existing is not None:
                     if existing.request_hash != job.request_hash:
                         raise IdempotencyConflict(existing.id)
-                    return existing, False
+                    return Created(existing, created=False)
             if max_active is not None:
                 (active,) = conn.execute(
                     "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND owner = ?",
@@ -404,7 +410,8 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO blobs (job_id, kind, data) VALUES (?, 'matrix', ?)",
                 (job.id, matrix),
             )
-        return job, True
+            wake = wake_pending_s is not None and self._mark_wake(conn, wake_pending_s)
+        return Created(job, created=True, wake=wake)
 
     @_guard
     def claim(self, job_id: str, worker: str, lease_s: float) -> JobRecord | None:
@@ -482,16 +489,20 @@ class SqliteStore:
 
     @_guard
     def mark_wake(self, pending_s: float) -> bool:
-        now = utcnow()
         with self._write() as conn:
-            row = conn.execute("SELECT until_us FROM wake WHERE id = 1").fetchone()
-            if row is not None and int(row[0]) > to_us(now):
-                return False
-            conn.execute(
-                "INSERT OR REPLACE INTO wake (id, until_us) VALUES (1, ?)",
-                (to_us(now + timedelta(seconds=pending_s)),),
-            )
-            return True
+            return self._mark_wake(conn, pending_s)
+
+    @staticmethod
+    def _mark_wake(conn: sqlite3.Connection, pending_s: float) -> bool:
+        now = utcnow()
+        row = conn.execute("SELECT until_us FROM wake WHERE id = 1").fetchone()
+        if row is not None and int(row[0]) > to_us(now):
+            return False
+        conn.execute(
+            "INSERT OR REPLACE INTO wake (id, until_us) VALUES (1, ?)",
+            (to_us(now + timedelta(seconds=pending_s)),),
+        )
+        return True
 
     @_guard
     def clear_wake(self) -> None:

@@ -123,7 +123,7 @@ def test_an_idempotent_replay_is_answered_even_at_the_limit(store: JobStore) -> 
     first = make_job("key-a", idempotency_key="k", request_hash="h")
     store.create(first, MATRIX, max_active=1)
     again = make_job("key-a", idempotency_key="k", request_hash="h")
-    job, created = store.create(again, MATRIX, max_active=1)
+    job, created, _ = store.create(again, MATRIX, max_active=1)
     assert (job.id, created) == (first.id, False)
 
 
@@ -134,6 +134,24 @@ def test_one_wake_is_pending_at_a_time_and_a_lapsed_mark_is_replaced(store: JobS
     assert store.mark_wake(0.05)
     time.sleep(0.1)  # its message died with a worker: the mark lapses
     assert store.mark_wake(30)
+
+
+def test_create_sets_the_wake_mark_in_the_same_step(store: JobStore) -> None:
+    first = store.create(make_job("key-a"), MATRIX, wake_pending_s=30)
+    assert first.created and first.wake  # the caller sends the message
+    assert not store.create(make_job("key-b"), MATRIX, wake_pending_s=30).wake  # one pending
+    assert not store.mark_wake(30)  # the mark create set is the one mark_wake sees
+    store.clear_wake()
+    assert not store.create(make_job("key-a"), MATRIX).wake  # not asked: no mark
+    assert store.mark_wake(30)
+    store.clear_wake()
+    keyed = make_job("key-a", idempotency_key="k", request_hash="h")
+    assert store.create(keyed, MATRIX, wake_pending_s=30).wake
+    store.clear_wake()
+    replay = make_job("key-a", idempotency_key="k", request_hash="h")
+    again = store.create(replay, MATRIX, wake_pending_s=30)
+    assert not again.created and not again.wake  # nothing new stored, no mark set
+    assert again.job.id == keyed.id
 
 
 def test_jobs_queued_by_a_version_without_owner_queues_are_adopted(

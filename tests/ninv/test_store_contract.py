@@ -65,7 +65,7 @@ def make_job(
 
 
 def add(store: JobStore, **kwargs: object) -> JobRecord:
-    job, created = store.create(make_job(**kwargs), MATRIX)  # type: ignore[arg-type]
+    job, created, _ = store.create(make_job(**kwargs), MATRIX)  # type: ignore[arg-type]
     assert created
     return job
 
@@ -103,7 +103,7 @@ def run_to_end(store: JobStore, job: JobRecord, status: JobStatus = JobStatus.su
 
 def test_create_get_load(store: JobStore) -> None:
     job = make_job(batch_key="adam:float64:auto:4")
-    stored, created = store.create(job, MATRIX)
+    stored, created, _ = store.create(job, MATRIX)
     assert created
     assert stored == job
     got = store.get(job.id)
@@ -120,15 +120,15 @@ def test_create_get_load(store: JobStore) -> None:
 
 
 def test_idempotency(store: JobStore) -> None:
-    first, created = store.create(make_job(idempotency_key="k1", request_hash="h1"), MATRIX)
+    first, created, _ = store.create(make_job(idempotency_key="k1", request_hash="h1"), MATRIX)
     assert created
-    again, created = store.create(make_job(idempotency_key="k1", request_hash="h1"), MATRIX)
+    again, created, _ = store.create(make_job(idempotency_key="k1", request_hash="h1"), MATRIX)
     assert not created
     assert again.id == first.id
     with pytest.raises(IdempotencyConflict) as info:
         store.create(make_job(idempotency_key="k1", request_hash="h2"), MATRIX)
     assert info.value.job_id == first.id
-    other, created = store.create(
+    other, created, _ = store.create(
         make_job(owner="bob", idempotency_key="k1", request_hash="h1"), MATRIX
     )
     assert created
@@ -138,10 +138,10 @@ def test_idempotency(store: JobStore) -> None:
 
 
 def test_idempotency_key_freed_by_delete(store: JobStore) -> None:
-    job, _ = store.create(make_job(idempotency_key="k", request_hash="h"), MATRIX)
+    job, _, _ = store.create(make_job(idempotency_key="k", request_hash="h"), MATRIX)
     run_to_end(store, job)
     store.delete(job.id)
-    again, created = store.create(make_job(idempotency_key="k", request_hash="h2"), MATRIX)
+    again, created, _ = store.create(make_job(idempotency_key="k", request_hash="h2"), MATRIX)
     assert created
     assert again.id != job.id
 
@@ -1028,7 +1028,7 @@ def test_sqlite_purge_expired(sqlite_store: SqliteStore) -> None:
     assert sqlite_store.get(kept.id) is not None
     assert sqlite_store.purge_expired(later) == 0
     # the idempotency key is free again
-    _, created = sqlite_store.create(make_job(idempotency_key="k", request_hash="x"), MATRIX)
+    _, created, _ = sqlite_store.create(make_job(idempotency_key="k", request_hash="x"), MATRIX)
     assert created
 
 
