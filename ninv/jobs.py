@@ -111,6 +111,9 @@ def next_owner(waiting: Iterable[str], last: str | None) -> str | None:
     return owners[0]
 
 
+_JOB_FIELDS = frozenset(Job.model_fields)
+
+
 class JobRecord(Job):
     """A job with the fields only the store and the worker see."""
 
@@ -163,7 +166,12 @@ class JobRecord(Job):
 
     def view(self) -> Job:
         """The job as the API shows it: without owner, lease or idempotency data."""
-        return Job.model_validate(self.model_dump(include=set(Job.model_fields)))
+        # The record's own values, already validated: constructing skips a dump and a second
+        # validation of every field (a measurable share of a small job's API time).
+        return Job.model_construct(
+            _fields_set=self.model_fields_set & _JOB_FIELDS,
+            **{name: getattr(self, name) for name in _JOB_FIELDS},
+        )
 
     # -- transitions: each returns the next record (None: does not apply); none has I/O --
 
