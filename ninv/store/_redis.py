@@ -63,7 +63,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ninv.jobs import JobRecord, next_owner, utcnow
+from ninv.jobs import JobRecord, utcnow
 from ninv.notify import changes_channel
 from ninv.schemas import FINISHED, HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
@@ -169,6 +169,77 @@ if ARGV[5] ~= "" and redis.call('SET', ARGV[5], 1, 'NX', 'PX', ARGV[6]) then
     return {0, 1}
 end
 return {0, 0}
+"""
+)
+
+# The jobs claim_next would take, read in one step (it writes nothing): the turn (who was
+# served last), the owner whose turn it is among those whose oldest job is due (the ring walked
+# from after the last, wrapping round, at most ARGV[8] owners each way), else the next owner
+# after the last in name order (`ninv.jobs.next_owner`), that owner's oldest job and up to
+# ARGV[7] - 1 queued jobs that batch with it. ARGV: the turn key, the owner ring, the owner
+# queue, batch and job key prefixes, now (us), the most jobs, the scan. Returns {last, owner,
+# head id, head record, then id and record of each batch mate}, cut short where nothing is
+# (no owner waits; the owner's queue is empty); a missing value is false.
+_PEEK_NEXT = """#!lua flags=no-writes
+local turn, ring, queues, batches, jobs = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now, most, scan = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local last = redis.call('GET', turn)
+local function due_in(low, high)
+    for _, owner in ipairs(redis.call('ZRANGEBYLEX', ring, low, high, 'LIMIT', 0, scan)) do
+        local head = redis.call('ZRANGE', queues .. owner, 0, 0, 'WITHSCORES')
+        if head[2] and tonumber(head[2]) <= now then
+            return owner
+        end
+    end
+    return nil
+end
+local owner
+if last then
+    owner = due_in('(' .. last, '+') or due_in('-', '[' .. last)
+    if not owner then  -- no job is due: the turn goes on as if all were
+        owner = redis.call('ZRANGEBYLEX', ring, '(' .. last, '+', 'LIMIT', 0, 1)[1]
+    end
+else
+    owner = due_in('-', '+')
+end
+owner = owner or redis.call('ZRANGE', ring, 0, 0)[1]
+if not owner then
+    return {last}
+end
+local head = redis.call('ZRANGE', queues .. owner, 0, 0)[1]
+if not head then
+    return {last, owner}
+end
+local record = redis.call('GET', jobs .. head)
+local out = {last, owner, head, record}
+if record and most > 1 then
+    local batch = cjson.decode(record)['batch_key']
+    if type(batch) == 'string' then
+        for _, id in ipairs(redis.call('ZRANGE', batches .. batch, 0, most - 1)) do
+            if id ~= head and #out < 4 + 2 * (most - 1) then
+                out[#out + 1] = id
+                out[#out + 1] = redis.call('GET', jobs .. id)
+            end
+        end
+    end
+end
+return out
+"""
+
+# Writes made only if some keys still hold what was read (compare-and-set by value, for reads
+# made without WATCH): ARGV[1] = n, then n pairs of key and value ("" for no value), then the
+# writes. Returns 1 if written, 0 if a value had changed (nothing written).
+_WRITE_IF = (
+    _RUN_WORDS
+    + """
+local n = tonumber(ARGV[1])
+for i = 0, n - 1 do
+    if (redis.call('GET', ARGV[2 + 2 * i]) or '') ~= ARGV[3 + 2 * i] then
+        return 0
+    end
+end
+run(2 + 2 * n)
+return 1
 """
 )
 
@@ -662,95 +733,71 @@ class RedisStore:
             if claimed is not None:
                 return claimed
 
-    def _due_owner(self, pipe: Pipeline, last: str | None, now_us: int) -> str | None:
-        """The owner whose turn it is among those whose oldest job is due (`next_owner` over
-        `JobRecord.is_due` owners): the ring walked from after `last`, wrapping round, reading
-        each owner queue's head score; at most DUE_SCAN owners each way (then None, and the
-        caller takes the plain turn)."""
-        # (low, high) lex ranges in turn order; the second is read only when the first has no
-        # due owner, so the usual claim costs one ring read and one head read.
-        ranges = [("-", "+")] if last is None else [(f"({last}", "+"), ("-", f"[{last}")]
-        for low, high in ranges:
-            owners = cast(
-                "list[bytes]", pipe.zrangebylex(self._k_owners, low, high, start=0, num=DUE_SCAN)
-            )
-            for raw in owners:
-                owner = raw.decode()
-                head = cast(
-                    "list[tuple[bytes, float]]",
-                    pipe.zrange(self._k_owner_queue(owner), 0, 0, withscores=True),
-                )
-                if head and head[0][1] <= now_us:
-                    return owner
-        return None
-
     def _attempt_next(
         self, worker: str, lease_s: float, limit: int
     ) -> builtins.list[JobRecord] | None:
-        """One try of claim_next; None when it only tidied an index (try again)."""
-        with self._r.pipeline() as pipe:
-            pipe.watch(self._k_turn)  # type: ignore[no-untyped-call]
-            raw_last = cast("bytes | None", pipe.get(self._k_turn))
-            last = None if raw_last is None else raw_last.decode()
-            now = utcnow()
-            owner = self._due_owner(pipe, last, to_us(now))
-            if owner is None:  # no job is due: the turn goes on as if all were
-                candidates = cast("list[bytes]", pipe.zrange(self._k_owners, 0, 0))
-                if last is not None:
-                    candidates += cast(
-                        "list[bytes]",
-                        pipe.zrangebylex(self._k_owners, f"({last}", "+", start=0, num=1),
-                    )
-                owner = next_owner((c.decode() for c in candidates), last)
-            if owner is None:
-                if pipe.zcard(self._k_queued) and self._adopt_queued():
-                    return None
-                return []
-            # The owner's queue is not WATCHed on the usual path: every submission of the key
-            # changes it, and the claimed records are WATCHed, which is what keeps a job from
-            # being claimed twice.
-            queue = self._k_owner_queue(owner)
-            head_ids = cast("list[bytes]", pipe.zrange(queue, 0, 0))
-            if not head_ids:  # the owner's queue is empty: it leaves the ring
-                pipe.watch(queue)  # type: ignore[no-untyped-call]
-                if pipe.zcard(queue):  # a job came meanwhile: look again
-                    return None
-                pipe.multi()
-                pipe.zrem(self._k_owners, owner)
-                _write_all(pipe)
+        """One try of claim_next: read what to take in one script (`_PEEK_NEXT`), apply the
+        claim rules here, and write only if the records and the turn are as read
+        (`_WRITE_IF`); None when it only tidied an index or lost a race (try again)."""
+        now = utcnow()
+        peek = (
+            self._k_turn, self._k_owners, self._k_owner_queue(""), self._k_batch(""),
+            self._k_job(""), to_us(now), limit, DUE_SCAN,
+        )  # fmt: skip
+        reply = cast("list[Any]", self._r.eval(_PEEK_NEXT, 0, *peek))
+        reply += [None] * (4 - len(reply))
+        last, owner, head_id, head_raw = reply[:4]
+        if owner is None:
+            if self._r.zcard(self._k_queued) and self._adopt_queued():
                 return None
-            head_id = head_ids[0].decode()
-            key = self._k_job(head_id)
-            pipe.watch(key)  # type: ignore[no-untyped-call]
-            found = self._read(pipe, key)
-            head = None if found is None else found.claim(worker, lease_s, now)
+            return []
+        if head_id is None:  # the owner's queue is empty: it leaves the ring
+            self._drop_owner(owner.decode())
+            return None
+        expect: dict[str, bytes] = {self._k_turn: last or b""}
+        found = None if head_raw is None else load_record(head_raw)
+        head = None if found is None else found.claim(worker, lease_s, now)
+        with self._r.pipeline(transaction=False) as writes:  # only to queue the writes
             if head is None:  # a stale entry (not queued, or expired)
-                pipe.multi()
-                pipe.zrem(queue, head_id)
-                self._heal(pipe, head_id, found)
-                _write_all(pipe)
+                writes.zrem(self._k_owner_queue(owner.decode()), head_id)
+                self._heal(writes, head_id.decode(), found)
+                self._write_if({self._k_job(head_id.decode()): head_raw or b""}, writes)
                 return None
-            others: list[str] = []
-            if head.batch_key is not None and limit > 1:
-                ids = cast("list[bytes]", pipe.zrange(self._k_batch(head.batch_key), 0, limit - 1))
-                others = [i for i in (m.decode() for m in ids) if i != head_id][: limit - 1]
-            keys = [self._k_job(i) for i in others]
-            if keys:
-                pipe.watch(*keys)  # type: ignore[no-untyped-call]
-            records, _ = self._read_batch(pipe, keys, [])
-            pipe.multi()
-            self._put(pipe, head)
+            expect[self._k_job(head.id)] = head_raw
+            self._put(writes, head)
             claimed = [head]
-            for job_id, job in zip(others, records, strict=True):
+            mates = reply[4:]
+            for mate_id, raw in zip(mates[0::2], mates[1::2], strict=True):
+                job_id = mate_id.decode()
+                expect[self._k_job(job_id)] = raw or b""
+                job = None if raw is None else load_record(raw)
                 taken = None if job is None else job.claim(worker, lease_s, now)
                 if taken is None:
-                    self._heal(pipe, job_id, job)
+                    self._heal(writes, job_id, job)
                 else:
-                    self._put(pipe, taken)
+                    self._put(writes, taken)
                     claimed.append(taken)
-            pipe.set(self._k_turn, owner)
-            _write_all(pipe)
-            return claimed
+            writes.set(self._k_turn, owner)
+            return claimed if self._write_if(expect, writes) else None
+
+    def _write_if(self, expect: dict[str, bytes], writes: Pipeline) -> bool:
+        """Run the writes queued on `writes` if every key in `expect` still holds its value
+        (b"": none); whether they ran."""
+        words = _take_words(writes)
+        assert words is not None  # a claim's writes are short
+        pairs = [part for key, value in expect.items() for part in (key, value)]
+        return bool(self._r.eval(_WRITE_IF, 0, len(expect), *pairs, *words))
+
+    def _drop_owner(self, owner: str) -> None:
+        """Take an owner whose queue is empty off the ring, unless a job came meanwhile."""
+        queue = self._k_owner_queue(owner)
+        with self._r.pipeline() as pipe:
+            pipe.watch(queue)  # type: ignore[no-untyped-call]
+            if pipe.zcard(queue):
+                return
+            pipe.multi()
+            pipe.zrem(self._k_owners, owner)
+            pipe.execute()  # WatchError if a job came: claim_next looks again
 
     def _adopt_queued(self) -> int:
         """Put queued jobs that are in no owner's queue (queued by a version without owner
