@@ -31,13 +31,20 @@ conflict: read the record, ask it for its next state (`JobRecord`'s rules, ninv/
 that and the indexes its status implies (`_put`). So the API and any number of workers can race
 on the same job safely. The batch transitions (claim_compatible, heartbeat_many, finish_many)
 are one such transaction over all their jobs' keys: WATCH, one read (a read-only Lua script),
-MULTI ... EXEC. Finished jobs' keys (record, blobs, history, idempotency key) get a TTL of
-retention_s; listing drops index entries whose record has expired.
+MULTI ... EXEC. A transaction's writes travel as one script call inside its MULTI
+(`_write_all`): one command for Redis to run instead of about twenty for a finished job.
+Finished jobs' keys (record, blobs, history, idempotency key) get a TTL of retention_s; listing
+drops index entries whose record has expired.
 
-claim_next is one WATCH/MULTI transaction over P:turn and the records it takes, so two workers
-never take the same job or the same turn. Upgrading from a version without owner queues: jobs
-it queued are only in P:queued; claim_next adopts them into their owners' queues when it finds
-the ring empty and P:queued not (and such a version's per-job messages still run them).
+Two transitions skip WATCH, because what they would watch changes all the time: `create` is one
+script that checks the Idempotency-Key and the owner's active count, writes the job and sets
+the wake mark; `claim_next` reads what to take in one read-only script (`_PEEK_NEXT`: the turn,
+the owner whose turn it is, its oldest job, the batch mates), applies `JobRecord.claim` here,
+and writes with a compare-and-set script (`_WRITE_IF`) that runs only if P:turn and every
+record read are unchanged, so two workers never take the same job or the same turn.
+Upgrading from a version without owner queues: jobs it queued are only in P:queued; claim_next
+adopts them into their owners' queues when it finds the ring empty and P:queued not (and such a
+version's per-job messages still run them).
 """
 
 from __future__ import annotations
