@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import TypeAdapter
+
 from ninv.schemas import HistoryPoint, MatrixSummary, Summary, finite
 from worker.solver import BatchSolution, Solution
 
@@ -71,20 +73,25 @@ def summarise(solution: Solution | BatchSolution) -> Summary:
     )
 
 
+_CURVE = TypeAdapter(list[HistoryPoint])
+
+
 def curve(solution: Solution | BatchSolution) -> list[HistoryPoint]:
     """The loss curve to keep: the solve's own, or for a batch input its worst matrix's."""
     if isinstance(solution, BatchSolution):
         sols = solution.solutions
         solution = sols[_worst_index([_matrix_summary(s) for s in sols])]
-    # model_construct: the solver's own numbers need no validation, which cost more than the
-    # rest of storing a small batched job (a point every check, tens a job)
-    return [
-        HistoryPoint.model_construct(
-            iteration=p.iteration,
-            loss=finite(p.loss),
-            residual=finite(p.residual),
-            aux_error=finite(p.aux_error),
-            lr=p.lr,
-        )
-        for p in solution.history
-    ]
+    # One validation of the whole list: a third of the cost of building the points one by one
+    # (a point every check, tens a job, for every job of a batch).
+    return _CURVE.validate_python(
+        [
+            {
+                "iteration": p.iteration,
+                "loss": finite(p.loss),
+                "residual": finite(p.residual),
+                "aux_error": finite(p.aux_error),
+                "lr": p.lr,
+            }
+            for p in solution.history
+        ]
+    )
