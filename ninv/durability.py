@@ -3,7 +3,8 @@
 A 202 promises that the job will run, but the job lives in Redis: with neither the append-only
 file nor snapshots, a Redis restart forgets every accepted job, and with snapshots only, the
 jobs accepted since the last snapshot. The API and the workers log what they find, once, at
-start-up; the README's guarantees section says the same.
+start-up; the README's guarantees section says the same. The same look logs an error when the
+server is older than the store can use (Redis 7.0).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 
 import redis
 
-__all__ = ["describe_persistence", "log_persistence"]
+__all__ = ["describe_persistence", "log_persistence", "version_problem"]
 
 log = logging.getLogger("ninv.durability")
 
@@ -32,6 +33,20 @@ def describe_persistence(appendonly: str, save: str) -> tuple[bool, str]:
     )
 
 
+def version_problem(version: str) -> str | None:
+    """Why a Redis server of `version` cannot hold ninv's jobs, or None when it can."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return None  # not a version we can read: let the store's own errors speak
+    if major >= 7:
+        return None
+    return (
+        f"Redis {version} is too old: ninv needs Redis 7.0 or newer (its scripts use Redis 7's "
+        "script flags); submissions will answer 503 until Redis is upgraded"
+    )
+
+
 def log_persistence(url: str, *, timeout_s: float = 1.0) -> bool | None:
     """Log one line on how durable accepted jobs are; True/False, or None when unknown.
 
@@ -41,6 +56,9 @@ def log_persistence(url: str, *, timeout_s: float = 1.0) -> bool | None:
         url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True
     )
     try:
+        problem = version_problem(str(client.info("server").get("redis_version", "")))
+        if problem is not None:
+            log.error("%s", problem)
         appendonly = client.config_get("appendonly").get("appendonly", "")
         save = client.config_get("save").get("save", "")
     except (redis.RedisError, OSError) as exc:

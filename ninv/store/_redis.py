@@ -64,6 +64,7 @@ from redis.exceptions import (
     InvalidResponse,
     OutOfMemoryError,
     ReadOnlyError,
+    ResponseError,
     WatchError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -290,8 +291,13 @@ class _History:
     first: bytes | str | None
 
 
+#: What this store's scripts need: script flags (`#!lua`) came with Redis 7.0.
+NEEDS_REDIS = "ninv needs Redis 7.0 or newer (its scripts use Redis 7's script flags)"
+
+
 def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Turn "Redis does not answer" into StoreUnavailable, "Redis refuses writes" into StoreFull."""
+    """Turn "Redis does not answer" into StoreUnavailable, "Redis refuses writes" into StoreFull,
+    and a server too old for the scripts into StoreUnavailable that says so."""
 
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -301,6 +307,11 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             raise StoreFull(f"redis refuses writes: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+        except ResponseError as exc:
+            # The scripts are tested: one that does not compile means a server before 7.0.
+            if "Error compiling script" in str(exc):
+                raise StoreUnavailable(f"{NEEDS_REDIS}: {exc}") from exc
+            raise
 
     return wrapper
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ResponseError
 
-from ninv.durability import describe_persistence, log_persistence
+from ninv.durability import describe_persistence, log_persistence, version_problem
+from ninv.store import StoreUnavailable
+from ninv.store._redis import _guard
 from tests.helpers import REDIS_URL
 
 
@@ -25,3 +28,20 @@ def test_log_persistence_says_what_it_found(caplog: pytest.LogCaptureFixture) ->
     lines = [record.getMessage() for record in caplog.records]
     assert lines[0].startswith("Redis persistence: ")
     assert lines[1].startswith("Redis persistence: could not check")
+
+
+def test_a_redis_older_than_7_is_named_at_start_up_and_on_every_call() -> None:
+    assert version_problem("7.0.15") is None
+    assert version_problem("8.2.1") is None
+    assert version_problem("unknown") is None
+    problem = version_problem("6.2.14")
+    assert problem is not None and "Redis 7.0 or newer" in problem
+
+    @_guard
+    def script_on_redis_6() -> None:  # what Redis 6 answers to a script with flags
+        raise ResponseError(
+            "Error compiling script (new function): user_script:1: unexpected symbol near '#'"
+        )
+
+    with pytest.raises(StoreUnavailable, match=r"Redis 7\.0 or newer"):
+        script_on_redis_6()  # a 503 with the reason, not a 500
