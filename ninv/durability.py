@@ -13,6 +13,8 @@ import logging
 
 import redis
 
+from ninv.store._redis import NEEDS_REDIS
+
 __all__ = ["describe_persistence", "log_persistence", "version_problem"]
 
 log = logging.getLogger("ninv.durability")
@@ -41,10 +43,7 @@ def version_problem(version: str) -> str | None:
         return None  # not a version we can read: let the store's own errors speak
     if major >= 7:
         return None
-    return (
-        f"Redis {version} is too old: ninv needs Redis 7.0 or newer (its scripts use Redis 7's "
-        "script flags); submissions will answer 503 until Redis is upgraded"
-    )
+    return f"Redis {version} is too old: {NEEDS_REDIS}; submissions answer 503 until it is upgraded"
 
 
 def log_persistence(url: str, *, timeout_s: float = 1.0) -> bool | None:

@@ -50,7 +50,7 @@ class HeldRead:
 
     def sized(self, n: int, batch: int | None) -> HeldRead:
         """Know the job's size before the first read (a new submission's)."""
-        self._entries = n * n * (batch or 1)
+        self._entries = _entries(n, batch)
         return self
 
     @property
@@ -72,17 +72,8 @@ class HeldRead:
         self._blob_read = True
         return record
 
-    def _inline_on_loop(self, job: Job) -> bool:
-        """Whether `_inline(job)` is quick: no store read, and a small inverse to convert."""
-        if self._entries is None:
-            self.sized(job.n, job.batch)
-        assert self._entries is not None
-        return not self._fits or (self._blob_read and self._entries <= ON_LOOP_ENTRIES)
-
     def _inline(self, job: Job) -> Job:
         """The finished job with its inverse inline when it fits and has one, else as it is."""
-        if self._entries is None:
-            self.sized(job.n, job.batch)
         if not self._fits:
             return job
         if not self._blob_read:  # read without it (its size was not known yet)
@@ -95,7 +86,14 @@ class HeldRead:
         return job.model_copy(update={"inverse": inverse_values(self._blob)})
 
     async def answer(self, job: Job) -> Job:
-        """`_inline(job)`, on the event loop when that is quick, else in the thread pool."""
-        if self._inline_on_loop(job):
+        """The finished job with its inverse inline when it fits and has one: on the event loop
+        when that is quick (no store read, a small inverse to convert), else in the thread pool."""
+        self.sized(job.n, job.batch)
+        small = _entries(job.n, job.batch) <= ON_LOOP_ENTRIES
+        if not self._fits or (self._blob_read and small):
             return self._inline(job)
         return await run_in_threadpool(self._inline, job)
+
+
+def _entries(n: int, batch: int | None) -> int:
+    return n * n * (batch or 1)
