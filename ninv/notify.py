@@ -3,8 +3,9 @@ that whoever waits on the job (SSE, `Prefer: wait`) looks again at once instead 
 
 Two transports, one per deployment:
 
-- Redis: the store PUBLISHes the job id on `{prefix}:changed` in the same MULTI as the write
-  (so a notice never comes before the data); each API process holds one subscription.
+- Redis: the store PUBLISHes the job ids (space-separated: one message for a batch's write) on
+  `{prefix}:changed` in the same MULTI as the write (so a notice never comes before the data);
+  each API process holds one subscription.
 - Embedded default: the SQLite store rings the doorbells (ninv/doorbell.py) in a folder beside
   its database after each commit; each API process binds one bell there.
 
@@ -157,7 +158,7 @@ class RedisFeed(ChangeFeed):
                 while not self._stopping.is_set():
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None and message["type"] == "message":
-                        self.deliver([message["data"].decode()])
+                        self.deliver(message["data"].decode().split())
             except Exception as exc:  # Redis gone, or anything else: waiters poll meanwhile
                 log.debug("change feed: %s; reconnecting", exc)
                 self._stopping.wait(1.0)

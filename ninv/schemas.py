@@ -125,9 +125,10 @@ class SolveOptions(BaseModel):
         """An unknown option (a typo such as `maxiter`) is named, with the options there are."""
         if not isinstance(data, dict):
             return data
+        known = cls.model_fields  # once: a property on the class, read for every stored record
         for name in data:
-            if name not in cls.model_fields:
-                close = difflib.get_close_matches(str(name), cls.model_fields, n=1)
+            if name not in known:
+                close = difflib.get_close_matches(str(name), known, n=1)
                 problem = PydanticCustomError(
                     "unknown_option",
                     "not an option{hint}; the options are {options}",

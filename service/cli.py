@@ -99,6 +99,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 
 def _run_api(settings: Settings, log_level: str) -> None:
+    import gc
     import logging
     import socket
 
@@ -122,6 +123,10 @@ def _run_api(settings: Settings, log_level: str) -> None:
             if self.started:
                 click.echo(f"ninv: serving on {url} (docs: {url}/docs)", err=True)
                 click.echo(_client_hint(url), err=True)
+                # Start-up's objects (FastAPI, pydantic's schemas, redis-py) live as long as the
+                # process: out of the collector's reach, a collection scans only what requests
+                # allocate.
+                gc.freeze()
 
     Server(uvicorn_config(create_app(settings), settings, log_level=log_level)).run()
 

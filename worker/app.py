@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -106,6 +107,10 @@ def _start_recovery(**_: object) -> None:
         log.warning("first lease sweep skipped: %s", exc)
     _sweeper.start()
     _presence = _announce(settings, runner.worker_id)
+    # Start-up's objects (torch, celery, pydantic's schemas: ~200k) live as long as the
+    # process: out of the collector's reach, a full collection scans only what jobs allocate
+    # (a drain of small jobs spent ~40% of its time in collections that found nothing to free).
+    gc.freeze()
 
 
 @worker_shutdown.connect

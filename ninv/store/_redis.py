@@ -90,6 +90,7 @@ from ninv.store._base import (
 from ninv.store._codec import (
     ALL_STATUSES,
     decode_cursor,
+    dump_points,
     dump_record,
     encode_cursor,
     load_record,
@@ -498,7 +499,9 @@ class RedisStore:
         """Queue the writes of a record whose status may have changed: it and the indexes its
         status implies (queued: the queues; running: the lease index; finished: `_end`)."""
         if job.finished:
+            self._unqueue(pipe, job)
             self._end(pipe, job)
+            pipe.publish(self._k_changed, job.id)
             return
         pipe.set(self._k_job(job.id), dump_record(job))
         if job.status == JobStatus.queued:
@@ -510,7 +513,10 @@ class RedisStore:
             pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
 
     def _end(self, pipe: Pipeline, job: JobRecord) -> None:
-        """Queue the writes of a job that just finished (job already updated): TTLs, indexes."""
+        """Queue the writes of a job that just finished (job already updated): TTLs, indexes.
+
+        Not its queues (a running job left them when claimed) nor its change notice: callers
+        add those, a batch's notice once for all its jobs."""
         now = utcnow()
         ttl = self.retention_s
         pipe.set(self._k_job(job.id), dump_record(job), ex=ttl)
@@ -519,12 +525,10 @@ class RedisStore:
         if job.idempotency_key is not None:
             pipe.expire(self._k_idem(job.owner, job.idempotency_key), ttl)
         pipe.delete(self._k_checkpoint(job.id))  # a finished job never resumes
-        self._unqueue(pipe, job)
         pipe.srem(self._k_active(job.owner), job.id)
         pipe.zrem(self._k_running, job.id)
         expires = to_us(now + timedelta(seconds=ttl))
         pipe.zadd(self._k_finished(job.status), {job.id: expires})
-        pipe.publish(self._k_changed, job.id)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -914,13 +918,14 @@ class RedisStore:
         with_history = list(dict.fromkeys(beat.job_id for beat in beats if beat.history))
         job_keys = [self._k_job(job_id) for job_id in ids]
         history_keys = [self._k_history(job_id) for job_id in with_history]
-        points = [[p.model_dump_json() for p in beat.history or []] for beat in beats]
+        points = [dump_points(beat.history or []) for beat in beats]
 
         def body(pipe: Pipeline) -> list[Heartbeat]:
             records, states = self._read_batch(pipe, job_keys, history_keys)
             jobs = dict(zip(ids, records, strict=True))
             histories = dict(zip(with_history, states, strict=True))
             answers: list[Heartbeat] = []
+            leases: dict[str, int] = {}
             now = utcnow()
             pipe.multi()
             for beat, new_points in zip(beats, points, strict=True):
@@ -933,11 +938,13 @@ class RedisStore:
                 job = jobs[beat.job_id] = renewed
                 assert job.lease_until is not None
                 pipe.set(self._k_job(job.id), dump_record(job))
-                pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
-                pipe.publish(self._k_changed, job.id)
+                leases[job.id] = to_us(job.lease_until)
                 if new_points:
                     self._append_history(pipe, job.id, histories[job.id], new_points, cap)
                 answers.append(Heartbeat(owned=True, cancel_requested=job.cancel_requested))
+            if leases:
+                pipe.zadd(self._k_running, leases)
+                pipe.publish(self._k_changed, " ".join(leases))
             return answers
 
         return self._txn([*job_keys, *history_keys], body)
@@ -964,6 +971,8 @@ class RedisStore:
             records, _ = self._read_batch(pipe, job_keys, [])
             jobs = dict(zip(ids, records, strict=True))
             answers: list[bool] = []
+            finished: list[str] = []
+            solves: dict[str, tuple[int, float]] = {}  # per method: count, seconds
             now = utcnow()
             pipe.multi()
             for outcome, curve in zip(outcomes, curves, strict=True):
@@ -985,13 +994,19 @@ class RedisStore:
                     hkey = self._k_history(job.id)
                     pipe.delete(hkey)
                     if curve:
-                        pipe.rpush(hkey, *(point.model_dump_json() for point in curve))
-                self._end(pipe, job)
+                        pipe.rpush(hkey, *dump_points(curve))
+                self._end(pipe, job)  # a running job: in no queue
+                finished.append(job.id)
                 summary = outcome.summary
                 if summary is not None:
-                    pipe.hincrby(f"{self._p}:solve:count", summary.method, 1)
-                    pipe.hincrbyfloat(f"{self._p}:solve:seconds", summary.method, summary.elapsed_s)
+                    count, seconds = solves.get(summary.method, (0, 0.0))
+                    solves[summary.method] = count + 1, seconds + summary.elapsed_s
                 answers.append(True)
+            for method, (count, seconds) in solves.items():
+                pipe.hincrby(f"{self._p}:solve:count", method, count)
+                pipe.hincrbyfloat(f"{self._p}:solve:seconds", method, seconds)
+            if finished:
+                pipe.publish(self._k_changed, " ".join(finished))
             return answers
 
         return self._txn(job_keys, body)

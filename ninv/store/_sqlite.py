@@ -38,6 +38,7 @@ from ninv.store._base import (
 from ninv.store._codec import (
     ALL_STATUSES,
     decode_cursor,
+    dump_points,
     dump_record,
     encode_cursor,
     load_record,
@@ -531,7 +532,7 @@ class SqliteStore:
         start = int(row[0]) + 1
         conn.executemany(
             "INSERT INTO history (job_id, seq, point) VALUES (?, ?, ?)",
-            [(job_id, start + i, p.model_dump_json()) for i, p in enumerate(history)],
+            [(job_id, start + i, point) for i, point in enumerate(dump_points(history))],
         )
         count, first = conn.execute(
             "SELECT count(*), min(seq) FROM history WHERE job_id = ?", (job_id,)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from ._history import HISTORY_KEEP, thin
@@ -412,32 +413,57 @@ class _Driver:
     def finish_items(
         self, state: LoopState, res: list[float], stops: dict[int, StopReason]
     ) -> None:
-        """Build the stopped matrices' Solutions and hand them to `on_items_done`."""
+        """Build the stopped matrices' Solutions and hand them to `on_items_done`.
+
+        Their iterates, aux errors and inverses are taken in one batched step each (per matrix,
+        the small tensor calls cost more than the arithmetic when many stop at one check).
+        """
+        order = sorted(stops)
+        # Converged or out of budget: the last iterate; stalled, diverged, cancelled: the best.
+        final = [stops[pos] in ("converged", "max_iter") for pos in order]
+        device = self.stepper.w.device
+        idx = torch.tensor(order, device=device)
+        w = torch.where(
+            torch.tensor(final, device=device).view(-1, 1, 1),
+            self.stepper.w.index_select(0, idx),
+            state.best.index_select(0, idx),
+        )
+        ref = None if state.inv_ref is None else state.inv_ref.index_select(0, idx)
+        aux = _aux(w, ref, [state.aux_ok[pos] for pos in order])
+        inverses = w.detach().cpu().numpy()
         stopped = [
-            (state.active[pos], self.solution(state, pos, res[pos], stops[pos]))
-            for pos in sorted(stops)
+            (
+                state.active[pos],
+                self.solution(state, pos, res[pos], stops[pos], inverses[k], aux[k], final[k]),
+            )
+            for k, pos in enumerate(order)
         ]
         state.results.update(stopped)
         if self.on_items_done is not None:
             self.on_items_done(stopped)
 
-    def solution(self, state: LoopState, pos: int, r: float, reason: StopReason) -> Solution:
-        """The Solution of the matrix at `pos`: its last iterate if it converged or ran its
-        budget, else (stalled, diverged, cancelled) its best one."""
+    def solution(
+        self,
+        state: LoopState,
+        pos: int,
+        r: float,
+        reason: StopReason,
+        inverse: np.ndarray,
+        aux: float | None,
+        final: bool,
+    ) -> Solution:
+        """The Solution of the matrix at `pos`, whose returned iterate is `inverse` (the best
+        one unless `final`)."""
         task, n = self.tasks[state.active[pos]], self.n
-        final = reason in ("converged", "max_iter")
-        w = (self.stepper.w if final else state.best)[pos : pos + 1]
         if not final:
             r = task.best_res
-        ref = None if state.inv_ref is None else state.inv_ref[pos : pos + 1]
-        aux = _aux(w, ref, state.aux_ok[pos : pos + 1])[0]
         if not math.isfinite(r):
             r = math.inf
         if task.history and task.history[-1].iteration == state.it:
             task.history.pop()  # this check's point: the end point below replaces it
         task.add_point(HistoryPoint(state.it, r * r / n, r, aux, task.lr_at(state.it - 1)))
         return Solution(
-            inverse=w[0].detach().cpu().numpy().copy(),
+            inverse=inverse,
             iterations=state.it,
             loss=r * r / n,
             residual=r,
