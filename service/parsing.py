@@ -384,7 +384,7 @@ def load_npy(body: bytes, limits: Limits) -> tuple[np.ndarray[Any, Any], str]:
     if dtype.kind == "f" and dtype.itemsize not in _FLOATS:
         _bad(f".npy dtype {input_dtype} is not supported; use float32 or float64")
     _check_shape(shape, limits)
-    expected = math.prod(shape) * dtype.itemsize
+    expected = header.nbytes
     got = len(body) - header.offset
     if got != expected:
         what = "truncated" if got < expected else "longer than its header says"

@@ -480,11 +480,16 @@ class RedisStore:
         raw = cast("bytes | None", pipe.get(key))
         return None if raw is None else load_record(raw)
 
-    def _unqueue(self, pipe: Pipeline, job: JobRecord) -> None:
-        pipe.zrem(self._k_queued, job.id)
-        pipe.zrem(self._k_owner_queue(job.owner), job.id)
-        if job.batch_key is not None:
-            pipe.zrem(self._k_batch(job.batch_key), job.id)
+    def _unqueue(self, pipe: Pipeline, jobs: Sequence[JobRecord]) -> None:
+        """Queue the removal of jobs from the queues, each queue written once."""
+        pipe.zrem(self._k_queued, *(job.id for job in jobs))
+        queues: dict[str, list[str]] = {}
+        for job in jobs:
+            queues.setdefault(self._k_owner_queue(job.owner), []).append(job.id)
+            if job.batch_key is not None:
+                queues.setdefault(self._k_batch(job.batch_key), []).append(job.id)
+        for queue, ids in queues.items():
+            pipe.zrem(queue, *ids)
 
     def _enqueue(self, pipe: Pipeline, job: JobRecord) -> None:
         score = to_us(job.queue_time)
@@ -499,36 +504,56 @@ class RedisStore:
         """Queue the writes of a record whose status may have changed: it and the indexes its
         status implies (queued: the queues; running: the lease index; finished: `_end`)."""
         if job.finished:
-            self._unqueue(pipe, job)
-            self._end(pipe, job)
+            self._unqueue(pipe, [job])
+            self._end(pipe, [job])
             pipe.publish(self._k_changed, job.id)
-            return
-        pipe.set(self._k_job(job.id), dump_record(job))
-        if job.status == JobStatus.queued:
+        elif job.status == JobStatus.queued:
+            pipe.set(self._k_job(job.id), dump_record(job))
             pipe.zrem(self._k_running, job.id)
             self._enqueue(pipe, job)
         else:
+            self._put_running(pipe, [job])
+
+    def _put_running(self, pipe: Pipeline, jobs: Sequence[JobRecord]) -> None:
+        """Queue the writes of jobs just claimed: their records, out of the queues, into the
+        lease index (each index written once: a batch's claim takes hundreds)."""
+        if not jobs:
+            return
+        leases: dict[str, int] = {}
+        for job in jobs:
             assert job.lease_until is not None
-            self._unqueue(pipe, job)
-            pipe.zadd(self._k_running, {job.id: to_us(job.lease_until)})
+            pipe.set(self._k_job(job.id), dump_record(job))
+            leases[job.id] = to_us(job.lease_until)
+        self._unqueue(pipe, jobs)
+        pipe.zadd(self._k_running, leases)
 
-    def _end(self, pipe: Pipeline, job: JobRecord) -> None:
-        """Queue the writes of a job that just finished (job already updated): TTLs, indexes.
+    def _end(self, pipe: Pipeline, jobs: Sequence[JobRecord]) -> None:
+        """Queue the writes of jobs that just finished (records already updated): TTLs and
+        indexes, each index written once for all of them (a batch finishes hundreds at once).
 
-        Not its queues (a running job left them when claimed) nor its change notice: callers
-        add those, a batch's notice once for all its jobs."""
-        now = utcnow()
+        Not their queues (a running job left them when claimed) nor their change notice:
+        callers add those, a batch's notice once for all its jobs."""
+        if not jobs:
+            return
         ttl = self.retention_s
-        pipe.set(self._k_job(job.id), dump_record(job), ex=ttl)
-        for key in (self._k_matrix(job.id), self._k_result(job.id), self._k_history(job.id)):
-            pipe.expire(key, ttl)
-        if job.idempotency_key is not None:
-            pipe.expire(self._k_idem(job.owner, job.idempotency_key), ttl)
-        pipe.delete(self._k_checkpoint(job.id))  # a finished job never resumes
-        pipe.srem(self._k_active(job.owner), job.id)
-        pipe.zrem(self._k_running, job.id)
-        expires = to_us(now + timedelta(seconds=ttl))
-        pipe.zadd(self._k_finished(job.status), {job.id: expires})
+        expires = to_us(utcnow() + timedelta(seconds=ttl))
+        by_owner: dict[str, list[str]] = {}
+        by_status: dict[JobStatus, dict[str, int]] = {}
+        for job in jobs:
+            pipe.set(self._k_job(job.id), dump_record(job), ex=ttl)
+            for key in (self._k_matrix(job.id), self._k_result(job.id), self._k_history(job.id)):
+                pipe.expire(key, ttl)
+            if job.idempotency_key is not None:
+                pipe.expire(self._k_idem(job.owner, job.idempotency_key), ttl)
+            by_owner.setdefault(job.owner, []).append(job.id)
+            by_status.setdefault(job.status, {})[job.id] = expires
+        ids = [job.id for job in jobs]
+        pipe.delete(*(self._k_checkpoint(job_id) for job_id in ids))  # a finished job never resumes
+        for owner, owned in by_owner.items():
+            pipe.srem(self._k_active(owner), *owned)
+        pipe.zrem(self._k_running, *ids)
+        for status, members in by_status.items():
+            pipe.zadd(self._k_finished(status), members)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -786,7 +811,6 @@ class RedisStore:
                 self._write_if({self._k_job(head_id.decode()): head_raw or b""}, writes)
                 return None
             expect[self._k_job(head.id)] = head_raw
-            self._put(writes, head)
             claimed = [head]
             mates = reply[4:]
             for mate_id, raw in zip(mates[0::2], mates[1::2], strict=True):
@@ -797,8 +821,8 @@ class RedisStore:
                 if taken is None:
                     self._heal(writes, job_id, job)
                 else:
-                    self._put(writes, taken)
                     claimed.append(taken)
+            self._put_running(writes, claimed)
             writes.set(self._k_turn, owner)
             return claimed if self._write_if(expect, writes) else None
 
@@ -887,11 +911,11 @@ class RedisStore:
                     if claimed is None:
                         self._heal(pipe, job_id, job)
                     elif len(taken) < want:
-                        self._put(pipe, claimed)
                         taken.append(claimed)
                     else:
                         continue
                     examined.append(job_id)
+                self._put_running(pipe, taken)
                 return taken, examined
 
             try:
@@ -971,7 +995,7 @@ class RedisStore:
             records, _ = self._read_batch(pipe, job_keys, [])
             jobs = dict(zip(ids, records, strict=True))
             answers: list[bool] = []
-            finished: list[str] = []
+            finished: list[JobRecord] = []
             solves: dict[str, tuple[int, float]] = {}  # per method: count, seconds
             now = utcnow()
             pipe.multi()
@@ -995,8 +1019,7 @@ class RedisStore:
                     pipe.delete(hkey)
                     if curve:
                         pipe.rpush(hkey, *dump_points(curve))
-                self._end(pipe, job)  # a running job: in no queue
-                finished.append(job.id)
+                finished.append(job)
                 summary = outcome.summary
                 if summary is not None:
                     count, seconds = solves.get(summary.method, (0, 0.0))
@@ -1005,8 +1028,9 @@ class RedisStore:
             for method, (count, seconds) in solves.items():
                 pipe.hincrby(f"{self._p}:solve:count", method, count)
                 pipe.hincrbyfloat(f"{self._p}:solve:seconds", method, seconds)
+            self._end(pipe, finished)  # running jobs: in no queue
             if finished:
-                pipe.publish(self._k_changed, " ".join(finished))
+                pipe.publish(self._k_changed, " ".join(job.id for job in finished))
             return answers
 
         return self._txn(job_keys, body)
@@ -1081,7 +1105,7 @@ class RedisStore:
                 pipe.delete(idem)
             pipe.zrem(self._k_owner(current.owner), job_id)
             pipe.zrem(self._k_finished(current.status), job_id)
-            self._unqueue(pipe, current)
+            self._unqueue(pipe, [current])
             pipe.zrem(self._k_running, job_id)
 
         self._txn([key] if idem is None else [key, idem], body)

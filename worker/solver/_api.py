@@ -424,6 +424,9 @@ class _Resolved:
     stall_window: int
 
 
+_DEFAULT_SCHEDULE = parse_schedule(DEFAULT_LR_SCHEDULE)
+
+
 def _resolve(meth: Method, dtype: DType, opt: ItemOptions) -> _Resolved:
     if not isinstance(opt, ItemOptions):
         raise SolverError(f"batch item options must be ItemOptions, not {type(opt).__name__}")
@@ -438,7 +441,7 @@ def _resolve(meth: Method, dtype: DType, opt: ItemOptions) -> _Resolved:
         if opt.lr_schedule is not None:
             schedule = parse_schedule(opt.lr_schedule)
         elif meth == "adam":
-            schedule = parse_schedule(DEFAULT_LR_SCHEDULE)
+            schedule = _DEFAULT_SCHEDULE  # one object: the engine looks rates up per schedule
     elif opt.lr_schedule is not None:
         parse_schedule(opt.lr_schedule)  # still reject a malformed one
     stall = DEFAULT_STALL[meth].window if window is None else window

@@ -311,7 +311,17 @@ class _Driver:
         return state
 
     def lrs(self, state: LoopState, iteration: int) -> list[float | None]:
-        return [self.tasks[i].lr_at(iteration) for i in state.active]
+        """Each live matrix's learning rate at `iteration`, looked up once per schedule object
+        (a batch's matrices mostly share one: this runs several times a check)."""
+        by_schedule: dict[int, float | None] = {}
+        out: list[float | None] = []
+        for i in state.active:
+            schedule = self.tasks[i].schedule
+            key = id(schedule)
+            if key not in by_schedule:
+                by_schedule[key] = None if schedule is None else schedule.lr_at(iteration)
+            out.append(by_schedule[key])
+        return out
 
     def advance(self, state: LoopState) -> tuple[bool, list[int]]:
         """Step to the next event: a check on the grid of `check_every` steps, a budget's end,
@@ -320,8 +330,9 @@ class _Driver:
         every, it = self.stepper.check_every, state.it
         active = [self.tasks[i] for i in state.active]
         target = min((it // every + 1) * every, min(task.max_iter for task in active))
-        for task in active:
-            change = task.schedule.next_change(it) if task.schedule else None
+        schedules = {id(task.schedule): task.schedule for task in active if task.schedule}
+        for schedule in schedules.values():
+            change = schedule.next_change(it)
             if change is not None:
                 target = min(target, change)
         before = self.lrs(state, it)
