@@ -38,7 +38,7 @@ def test_worker_bench() -> None:
 
 
 def test_throughput_bench() -> None:
-    figures = run_bench("throughput.py", "--jobs", "12", "--batch-max", "8")
+    figures = run_bench("throughput.py", "--jobs", "12", "--batch-max", "8", "--rounds", "1")
     assert figures["batching_on"]["succeeded"] == figures["batching_off"]["succeeded"] == 12
 
 
@@ -54,7 +54,7 @@ def test_faults_bench() -> None:
 
 
 def test_side_by_side_bench() -> None:
-    figures = run_bench("side_by_side.py", "--seconds", "1", "--latency-jobs", "3")
+    figures = run_bench("side_by_side.py", "--seconds", "1", "--latency-jobs", "3", "--rounds", "1")
     for side in ("plain_redis", "ninv_redis", "ninv_embedded"):
         assert figures[side]["jobs_per_s"] > 0 and figures[side]["p50_ms"] > 0
 
