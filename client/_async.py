@@ -142,9 +142,10 @@ class AsyncClient(BaseClient):
         options: SolveOptions | None = None,
         *,
         idempotency_key: str | None = None,
+        wait: float | None = None,
         **kwargs: Unpack[SolveKwargs],
     ) -> Job:
-        """Submit an inversion job and return it (queued).
+        """Submit an inversion job and return it (queued, or finished within `wait`).
 
         Args:
             matrix: an (n, n) array, or a (b, n, n) batch.
@@ -152,8 +153,13 @@ class AsyncClient(BaseClient):
                 dtype, device, seed, stall_window, aux) override its fields.
             idempotency_key: reuse one to make a resubmission return the same job; by default a
                 fresh key per call, reused across this call's retries.
+            wait: hold the request up to this many seconds for the job to finish (`Prefer:
+                wait`; the server caps it at NINV_MAX_WAIT_S): a small job comes back finished,
+                with its inverse inline, in this one request.
         """
-        spec = self.submit_request(matrix, build_options(options, kwargs), idempotency_key)
+        spec = self.submit_request(
+            matrix, build_options(options, kwargs), idempotency_key, wait=wait
+        )
         return parse_model(await self._send(spec), Job)
 
     async def get(self, job_id: str) -> Job:

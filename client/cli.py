@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast, get_args
@@ -28,7 +29,7 @@ from client.errors import (
     WaitTimeout,
 )
 from client.formats import SUFFIXES, check_suffix, parse_matrix, read_matrix, write_matrix
-from ninv.schemas import DType, Job, JobStatus, Method, Result, Summary
+from ninv.schemas import FINISHED, DType, Job, JobStatus, Method, Result, Summary
 
 __all__ = [
     "EXIT_FAILED",
@@ -45,6 +46,10 @@ EXIT_USAGE = 2
 EXIT_SERVER = 3
 EXIT_UNCONVERGED = 4
 EXIT_INTERRUPTED = 130
+
+#: How long `submit --wait` (or -o) holds its submission for the job to finish: a small job is
+#: then done in one request; a longer one is followed by its event stream, with a progress bar.
+SUBMIT_HOLD_S = 1.0
 
 EPILOG = f"""\b
 Exit codes:
@@ -218,18 +223,23 @@ def _check_output(output: Path | None) -> None:
         check_suffix(output)
 
 
-def _follow(client: Client, job_id: str, *, as_json: bool, timeout: float | None) -> Job:
-    """Wait for the job; people get a live progress bar on stderr."""
+def _follow(
+    client: Client, job_id: str, *, as_json: bool, timeout: float | None, since: float
+) -> Job:
+    """Wait for the job, at most `timeout` seconds from the monotonic time `since`; people get
+    a live progress bar on stderr."""
+    left = None if timeout is None else max(0.0, timeout - (time.monotonic() - since))
     try:
         if as_json:
-            return client.wait(job_id, timeout=timeout)
+            return client.wait(job_id, timeout=left)
         with ProgressBar(f"job {job_id[:12]}", sys.stderr) as bar:
-            job = client.wait(job_id, timeout=timeout, on_progress=bar.update)
+            job = client.wait(job_id, timeout=left, on_progress=bar.update)
             bar.finish(job)
             return job
-    except WaitTimeout as error:
+    except WaitTimeout:
+        error = str(WaitTimeout(job_id, timeout or 0.0))  # the whole wait, not what was left
         notice = client.get(job_id).notice  # why it may never start: no worker for it
-        raise CliError(f"{error}; {notice}" if notice else str(error), EXIT_SERVER) from None
+        raise CliError(f"{error}; {notice}" if notice else error, EXIT_SERVER) from None
 
 
 def _unconverged(summary: Summary | None, allow_unconverged: bool) -> None:
@@ -428,15 +438,22 @@ def submit(
         "stall_window": stall_window,
         "aux": aux,
     }
-    job = client.submit(matrix, **{k: v for k, v in options.items() if v is not None})
-    if not (wait or output):
+    following = wait or output is not None
+    hold = None
+    if following:
+        hold = SUBMIT_HOLD_S if timeout is None else min(SUBMIT_HOLD_S, timeout)
+    start = time.monotonic()
+    chosen = {k: v for k, v in options.items() if v is not None}
+    job = client.submit(matrix, wait=hold, **chosen)
+    if not following:
         if as_json:
             _print_json(job)
         else:
             click.echo(job.id)
             click.echo(f"follow it with: ninv-client watch {job.id}", err=True)
         return
-    job = _follow(client, job.id, as_json=as_json, timeout=timeout)
+    if job.status not in FINISHED:
+        job = _follow(client, job.id, as_json=as_json, timeout=timeout, since=start)
     if output is not None and job.status == JobStatus.succeeded:
         if not as_json:
             click.echo(describe(job))
@@ -471,7 +488,7 @@ def watch(
 ) -> None:
     """Follow a job with a live progress bar until it ends; exit 1 unless it succeeded, 4 if
     it did without reaching its tolerance."""
-    job = _follow(_client(ctx), job_id, as_json=as_json, timeout=timeout)
+    job = _follow(_client(ctx), job_id, as_json=as_json, timeout=timeout, since=time.monotonic())
     click.echo(job.model_dump_json() if as_json else describe(job))
     _finish(job, allow_unconverged)
 

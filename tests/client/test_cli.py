@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from fastapi import FastAPI
 
 from client import Client, ServerUnavailable, read_matrix, write_matrix
+from client import cli as client_cli
 from client.cli import cli
 from client.plot import lr_stages
 from tests.client.conftest import well_conditioned
@@ -94,7 +95,11 @@ def test_submit_status_list_history_result(
     np.testing.assert_array_equal(body["inverse"], np.linalg.inv(matrix))
 
 
-def test_submit_wait_output(run: Callable[..., Result], worker: FakeWorker, tmp_path: Path) -> None:
+def test_submit_wait_output(
+    run: Callable[..., Result], worker: FakeWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No hold on the submission: the job is followed from the start, with its progress bar.
+    monkeypatch.setattr(client_cli, "SUBMIT_HOLD_S", 0.0)
     matrix = well_conditioned(5, seed=9)
     np.save(tmp_path / "m.npy", matrix)
     thread, _ = worker.run_next_in_thread(pause=0.05)

@@ -3,6 +3,7 @@ and the embedded default's quick broker losing nothing when `ninv serve` is kill
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -11,9 +12,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from fastapi import FastAPI
 
 from client import Client
+from client.cli import cli
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
 from ninv.store import open_store
@@ -79,6 +82,18 @@ def test_invert_takes_one_request_for_a_small_job(api: str) -> None:
         inverse = Client(http=http).invert(np.eye(3) * 4, method="exact", timeout=30)
     np.testing.assert_allclose(inverse, np.eye(3) / 4)
     assert sent == ["POST /invert"]  # the held answer carried the inverse inline
+
+
+def test_cli_submit_wait_takes_one_request_for_a_small_job(api: str, tmp_path: Path) -> None:
+    sent: list[str] = []
+    hooks = {"request": [lambda request: sent.append(f"{request.method} {request.url.path}")]}
+    np.save(tmp_path / "m.npy", np.eye(3) * 4)
+    with httpx.Client(base_url=api, event_hooks=hooks, timeout=30) as http:
+        args = ["submit", str(tmp_path / "m.npy"), "--method", "exact", "--wait", "--json"]
+        result = CliRunner().invoke(cli, args, obj=Client(http=http))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "succeeded"
+    assert sent == ["POST /invert"]  # held: it came back finished, nothing left to follow
 
 
 def test_killing_serve_mid_burst_loses_no_accepted_job(
