@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+
+from pydantic import TypeAdapter
 
 from ninv.jobs import JobRecord
 from ninv.schemas import HistoryPoint, JobStatus
@@ -11,10 +13,12 @@ from ninv.schemas import HistoryPoint, JobStatus
 __all__ = [
     "ALL_STATUSES",
     "decode_cursor",
+    "dump_curve",
     "dump_points",
     "dump_record",
     "encode_cursor",
     "from_us",
+    "load_curve",
     "load_record",
     "to_us",
 ]
@@ -68,3 +72,15 @@ def dump_points(points: Iterable[HistoryPoint]) -> list[str]:
     keyword handling than in the serializing, at tens of points for every finished job.
     """
     return [_POINT_JSON.to_json(point).decode() for point in points]
+
+
+_CURVE = TypeAdapter(list[HistoryPoint])
+
+
+def dump_curve(points: Sequence[HistoryPoint]) -> bytes:
+    """A whole curve as one JSON array (a finished job's, kept as one value)."""
+    return _CURVE.dump_json(list(points))
+
+
+def load_curve(raw: str | bytes) -> list[HistoryPoint]:
+    return _CURVE.validate_json(raw)

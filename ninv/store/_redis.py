@@ -5,7 +5,11 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:job:{id}              string  the JobRecord as JSON (the source of truth)
     P:matrix:{id}           string  the input matrix, .npy bytes
     P:result:{id}           string  the inverse, .npy bytes
-    P:history:{id}          list    HistoryPoint JSON, oldest first, capped (first point kept)
+    P:history:{id}          list    HistoryPoint JSON, oldest first, capped (first point kept):
+                                    the points a running job reports
+    P:curve:{id}            string  a finished job's whole curve, one JSON array of HistoryPoint
+                                    (finish_many writes it and drops the list: one value to write
+                                    and to read, where the list would take a word per point)
     P:checkpoint:{id}       string  a running job's last solver snapshot (.npz); gone at its end
     P:owner:{owner}         zset    job ids by created time: listing, newest first
     P:idem:{owner}:{key}    string  Idempotency-Key -> job id
@@ -23,8 +27,8 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:solve:seconds         hash    method -> their total elapsed_s
     P:worker:{id}           string  a worker's WorkerInfo JSON, expiring with its announcement
     P:workers               set     ids of workers that announced themselves (pruned on read)
-    P:changed               pub/sub channel: a job's id, published in the MULTI that writes its
-                            progress or its end (ninv/notify.py)
+    P:changed               pub/sub channel: job ids (space-separated), published in the MULTI
+                            that writes their progress or their end (ninv/notify.py)
 
 Every transition is an optimistic WATCH/MULTI transaction on the job's key, retried on
 conflict: read the record, ask it for its next state (`JobRecord`'s rules, ninv/jobs.py), write
@@ -90,9 +94,11 @@ from ninv.store._base import (
 from ninv.store._codec import (
     ALL_STATUSES,
     decode_cursor,
+    dump_curve,
     dump_points,
     dump_record,
     encode_cursor,
+    load_curve,
     load_record,
     to_us,
 )
@@ -364,6 +370,9 @@ class RedisStore:
     def _k_history(self, job_id: str) -> str:
         return f"{self._p}:history:{job_id}"
 
+    def _k_curve(self, job_id: str) -> str:
+        return f"{self._p}:curve:{job_id}"
+
     def _k_checkpoint(self, job_id: str) -> str:
         return f"{self._p}:checkpoint:{job_id}"
 
@@ -583,15 +592,20 @@ class RedisStore:
 
     @_guard
     def history(self, job_id: str, *, owner: str | None = None) -> builtins.list[HistoryPoint]:
-        if owner is None:
-            raw = cast("list[bytes]", self._r.lrange(self._k_history(job_id), 0, -1))
-        else:  # the record and the curve in one MULTI/EXEC: both as of the same moment
-            with self._r.pipeline() as pipe:
-                pipe.get(self._k_job(job_id))
-                pipe.lrange(self._k_history(job_id), 0, -1)
-                record, raw = cast("tuple[bytes | None, list[bytes]]", pipe.execute())
+        # The record, a finished job's curve and a running job's points in one MULTI/EXEC: all
+        # as of the same moment (finish_many replaces the points with the curve).
+        with self._r.pipeline() as pipe:
+            pipe.get(self._k_job(job_id))
+            pipe.get(self._k_curve(job_id))
+            pipe.lrange(self._k_history(job_id), 0, -1)
+            record, curve, points = cast(
+                "tuple[bytes | None, bytes | None, list[bytes]]", pipe.execute()
+            )
+        if owner is not None:
             visible(None if record is None else load_record(record), job_id, owner)
-        return [HistoryPoint.model_validate_json(item) for item in raw]
+        if curve is not None:
+            return load_curve(curve)
+        return [HistoryPoint.model_validate_json(item) for item in points]
 
     @_guard
     def list(
@@ -1014,11 +1028,9 @@ class RedisStore:
                 jobs[outcome.job_id] = job
                 if outcome.result is not None:
                     pipe.set(self._k_result(job.id), outcome.result)
-                if curve is not None:  # before _end, which sets the history's TTL
-                    hkey = self._k_history(job.id)
-                    pipe.delete(hkey)
-                    if curve:
-                        pipe.rpush(hkey, *dump_points(curve))
+                if curve is not None:  # the whole curve, in place of the points reported
+                    pipe.delete(self._k_history(job.id))
+                    pipe.set(self._k_curve(job.id), dump_curve(curve), ex=self.retention_s)
                 finished.append(job)
                 summary = outcome.summary
                 if summary is not None:
@@ -1099,6 +1111,7 @@ class RedisStore:
                 self._k_matrix(job_id),
                 self._k_result(job_id),
                 self._k_history(job_id),
+                self._k_curve(job_id),
                 self._k_checkpoint(job_id),
             )
             if idem is not None and mapped == job_id.encode():

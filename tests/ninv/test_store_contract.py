@@ -904,9 +904,14 @@ def test_redis_finish_many_ttl(redis_store: RedisStore, redis_prefix: str) -> No
         keys = [
             f"{redis_prefix}:{kind}:{job.id}"
             for job in (*jobs[:2], new_history)
-            for kind in ("job", "matrix", "history")
+            for kind in ("job", "matrix")
         ]
+        # A finish without a curve keeps the points reported; one with a curve replaces them.
+        assert not client.exists(f"{redis_prefix}:history:{jobs[1].id}")
         keys += [
+            f"{redis_prefix}:history:{jobs[0].id}",
+            f"{redis_prefix}:curve:{jobs[1].id}",
+            f"{redis_prefix}:curve:{new_history.id}",
             f"{redis_prefix}:result:{jobs[0].id}",
             f"{redis_prefix}:idem:alice:k0",
             f"{redis_prefix}:idem:alice:k1",
