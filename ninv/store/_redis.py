@@ -7,9 +7,9 @@ Key layout (P is the prefix, e.g. "ninv"; times are integer microseconds since t
     P:result:{id}           string  the inverse, .npy bytes
     P:history:{id}          list    HistoryPoint JSON, oldest first, capped (first point kept):
                                     the points a running job reports
-    P:curve:{id}            string  a finished job's whole curve, one JSON array of HistoryPoint
-                                    (finish_many writes it and drops the list: one value to write
-                                    and to read, where the list would take a word per point)
+    P:curve:{id}            string  a finished job's whole curve, one JSON array of HistoryPoint,
+                                    read in place of the list (one value to write and to read,
+                                    where the list would take a word per point)
     P:checkpoint:{id}       string  a running job's last solver snapshot (.npz); gone at its end
     P:owner:{owner}         zset    job ids by created time: listing, newest first
     P:idem:{owner}:{key}    string  Idempotency-Key -> job id
@@ -1028,8 +1028,8 @@ class RedisStore:
                 jobs[outcome.job_id] = job
                 if outcome.result is not None:
                     pipe.set(self._k_result(job.id), outcome.result)
-                if curve is not None:  # the whole curve, in place of the points reported
-                    pipe.delete(self._k_history(job.id))
+                if curve is not None:  # read in place of the points reported (kept, with a
+                    # TTL, for an API of an older version that reads only those)
                     pipe.set(self._k_curve(job.id), dump_curve(curve), ex=self.retention_s)
                 finished.append(job)
                 summary = outcome.summary

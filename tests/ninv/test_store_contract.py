@@ -383,6 +383,19 @@ def test_heartbeat(store: JobStore) -> None:
     assert beat.owned is False
 
 
+def test_a_finish_with_a_curve_replaces_the_points_reported(store: JobStore) -> None:
+    kept, replaced = add(store), add(store)
+    for job in (kept, replaced):
+        assert store.claim(job.id, "w1", LEASE) is not None
+        heartbeat(store, job.id, "w1", LEASE, history=[point(0), point(1)])
+    assert finish(store, kept.id, "w1", status=JobStatus.succeeded)
+    curve = [point(0), point(5), point(10)]
+    assert finish(store, replaced.id, "w1", status=JobStatus.succeeded, history=curve)
+    assert store.history(kept.id) == [point(0), point(1)]
+    assert store.history(replaced.id) == curve
+    assert store.history(replaced.id, owner=replaced.owner) == curve
+
+
 def test_history_cap_keeps_first(store: JobStore) -> None:
     job = add(store)
     assert store.claim(job.id, "w1", LEASE) is not None
@@ -906,10 +919,10 @@ def test_redis_finish_many_ttl(redis_store: RedisStore, redis_prefix: str) -> No
             for job in (*jobs[:2], new_history)
             for kind in ("job", "matrix")
         ]
-        # A finish without a curve keeps the points reported; one with a curve replaces them.
-        assert not client.exists(f"{redis_prefix}:history:{jobs[1].id}")
+        # The points reported expire with the job; a curve given at the finish is read instead.
         keys += [
             f"{redis_prefix}:history:{jobs[0].id}",
+            f"{redis_prefix}:history:{jobs[1].id}",
             f"{redis_prefix}:curve:{jobs[1].id}",
             f"{redis_prefix}:curve:{new_history.id}",
             f"{redis_prefix}:result:{jobs[0].id}",
