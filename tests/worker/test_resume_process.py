@@ -27,16 +27,24 @@ from worker.solver import invert
 pytestmark = pytest.mark.e2e
 
 #: n = 48 runs on the solver's one-thread path in both processes, so iterates compare exactly.
+#: The stall stop is off, so the job runs all MAX_ITER steps (~1.6 s), long after its first
+#: checkpoint (~0.3 s): with it on, the job stalled ~0.03 s after that checkpoint and could
+#: finish before the kill.
 N, MAX_ITER, SEED = 48, 150_000, 21
+OPTIONS = {
+    "method": "adam",
+    "dtype": "float64",
+    "seed": SEED,
+    "max_iter": MAX_ITER,
+    "stall_window": 0,
+}
 
 
 def _kill_and_resume(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
     store = open_store(settings)
     matrix = np.random.default_rng(SEED).standard_normal((N, N)) + N * np.eye(N)
     first = start_worker(settings)
-    job = submit(
-        store, settings, matrix, method="adam", dtype="float64", seed=SEED, max_iter=MAX_ITER
-    )
+    job = submit(store, settings, matrix, **OPTIONS)
 
     def checkpointed() -> bool:
         got = store.get(job.id)
@@ -57,7 +65,9 @@ def _kill_and_resume(settings: Settings, start_worker: Callable[..., WorkerProce
     assert store.load_checkpoint(job.id) is None
     blob = load_result(store, job.id)
     assert blob is not None
-    whole = invert(matrix, "adam", dtype="float64", device="cpu", seed=SEED, max_iter=MAX_ITER)
+    whole = invert(
+        matrix, "adam", dtype="float64", device="cpu", seed=SEED, max_iter=MAX_ITER, stall_window=0
+    )
     assert done.summary is not None
     assert (done.summary.iterations, done.summary.reason) == (whole.iterations, whole.reason)
     np.testing.assert_array_equal(load_npy(blob), whole.inverse)
