@@ -491,6 +491,8 @@ class RedisStore:
 
     def _unqueue(self, pipe: Pipeline, jobs: Sequence[JobRecord]) -> None:
         """Queue the removal of jobs from the queues, each queue written once."""
+        if not jobs:
+            return
         pipe.zrem(self._k_queued, *(job.id for job in jobs))
         queues: dict[str, list[str]] = {}
         for job in jobs:
@@ -592,8 +594,8 @@ class RedisStore:
 
     @_guard
     def history(self, job_id: str, *, owner: str | None = None) -> builtins.list[HistoryPoint]:
-        # The record, a finished job's curve and a running job's points in one MULTI/EXEC: all
-        # as of the same moment (finish_many replaces the points with the curve).
+        # The record, a finished job's curve and the points reported while it ran, in one
+        # MULTI/EXEC: all as of the same moment. The curve, once there, is read in their place.
         with self._r.pipeline() as pipe:
             pipe.get(self._k_job(job_id))
             pipe.get(self._k_curve(job_id))
