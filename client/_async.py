@@ -36,7 +36,7 @@ from client._base import (
     was_retried,
 )
 from client._wait import Waiter
-from client.errors import NinvError, ServerError
+from client.errors import NinvError, ServerError, WaitTimeout
 from ninv.schemas import FINISHED, HistoryPoint, Job, JobList, JobStatus, SolveOptions
 
 __all__ = ["AsyncClient"]
@@ -301,7 +301,10 @@ class AsyncClient(BaseClient):
         job = parse_model(await self._send(spec), Job)
         if job.status not in FINISHED:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-            job = await self.wait(job.id, timeout=left, on_progress=on_progress)
+            try:
+                job = await self.wait(job.id, timeout=left, on_progress=on_progress)
+            except WaitTimeout:
+                raise WaitTimeout(job.id, timeout or 0.0) from None  # the whole wait's length
         error: NinvError | None = result_error(job)
         if error is not None:
             raise error

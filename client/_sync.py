@@ -35,7 +35,7 @@ from client._base import (
     was_retried,
 )
 from client._wait import Waiter
-from client.errors import NinvError, ServerError
+from client.errors import NinvError, ServerError, WaitTimeout
 from ninv.schemas import FINISHED, HistoryPoint, Job, JobList, JobStatus, SolveOptions
 
 __all__ = ["Client"]
@@ -298,7 +298,10 @@ class Client(BaseClient):
         job = parse_model(self._send(spec), Job)
         if job.status not in FINISHED:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-            job = self.wait(job.id, timeout=left, on_progress=on_progress)
+            try:
+                job = self.wait(job.id, timeout=left, on_progress=on_progress)
+            except WaitTimeout:
+                raise WaitTimeout(job.id, timeout or 0.0) from None  # the whole wait's length
         error: NinvError | None = result_error(job)
         if error is not None:
             raise error

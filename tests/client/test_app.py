@@ -187,6 +187,12 @@ def test_wait_timeout(app: FastAPI, serve: Callable[[FastAPI], str]) -> None:
                 ninv.wait(job.id, timeout=0.5)
 
 
+def test_invert_timeout_names_the_whole_wait(ninv: Client) -> None:
+    # No worker: the submission's hold and the wait after it share the one timeout.
+    with pytest.raises(WaitTimeout, match=r"did not finish within 0\.5 s"):
+        ninv.invert(np.eye(2), timeout=0.5)
+
+
 def test_invert_end_to_end_on_the_store(ninv: Client, worker: FakeWorker) -> None:
     matrix = well_conditioned(10, seed=1)
     thread, out = worker.run_next_in_thread(pause=0.02)
