@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
+    "CURVE",
     "FINISHED",
     "MAX_ITER_LIMIT",
     "DType",
@@ -181,6 +183,11 @@ class HistoryPoint(BaseModel):
     residual: float | None
     aux_error: float | None = None
     lr: float | None = None
+
+
+#: A whole curve at once: one validation or one JSON array for all its points, a fraction of
+#: the cost of one call per point (a finished job has tens to thousands).
+CURVE = TypeAdapter(list[HistoryPoint])
 
 
 class MatrixSummary(BaseModel):

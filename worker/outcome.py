@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import TypeAdapter
-
-from ninv.schemas import HistoryPoint, MatrixSummary, Summary, finite
+from ninv.schemas import CURVE, HistoryPoint, MatrixSummary, Summary, finite
 from worker.solver import BatchSolution, Solution
 
 __all__ = ["curve", "summarise"]
@@ -73,9 +71,6 @@ def summarise(solution: Solution | BatchSolution) -> Summary:
     )
 
 
-_CURVE = TypeAdapter(list[HistoryPoint])
-
-
 def curve(solution: Solution | BatchSolution) -> list[HistoryPoint]:
     """The loss curve to keep: the solve's own, or for a batch input its worst matrix's."""
     if isinstance(solution, BatchSolution):
@@ -83,7 +78,7 @@ def curve(solution: Solution | BatchSolution) -> list[HistoryPoint]:
         solution = sols[_worst_index([_matrix_summary(s) for s in sols])]
     # One validation of the whole list: a third of the cost of building the points one by one
     # (a point every check, tens a job, for every job of a batch).
-    return _CURVE.validate_python(
+    return CURVE.validate_python(
         [
             {
                 "iteration": p.iteration,

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from pydantic import TypeAdapter
-
 from ninv.jobs import JobRecord
-from ninv.schemas import HistoryPoint, JobStatus
+from ninv.schemas import CURVE, HistoryPoint, JobStatus
 
 __all__ = [
     "ALL_STATUSES",
@@ -66,21 +64,19 @@ _POINT_JSON = HistoryPoint.__pydantic_serializer__
 
 
 def dump_points(points: Iterable[HistoryPoint]) -> list[str]:
-    """Each point of a curve as JSON (a store keeps one per history entry).
+    """Each point as JSON (a store keeps one per history entry: the points a running job
+    reports, and SQLite's whole curve).
 
     The model's own serializer, called directly: `model_dump_json` spends more time in its
-    keyword handling than in the serializing, at tens of points for every finished job.
+    keyword handling than in the serializing.
     """
     return [_POINT_JSON.to_json(point).decode() for point in points]
 
 
-_CURVE = TypeAdapter(list[HistoryPoint])
-
-
 def dump_curve(points: Sequence[HistoryPoint]) -> bytes:
     """A whole curve as one JSON array (a finished job's, kept as one value)."""
-    return _CURVE.dump_json(list(points))
+    return CURVE.dump_json(list(points))
 
 
 def load_curve(raw: str | bytes) -> list[HistoryPoint]:
-    return _CURVE.validate_json(raw)
+    return CURVE.validate_json(raw)

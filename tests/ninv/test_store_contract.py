@@ -383,19 +383,6 @@ def test_heartbeat(store: JobStore) -> None:
     assert beat.owned is False
 
 
-def test_a_finish_with_a_curve_replaces_the_points_reported(store: JobStore) -> None:
-    kept, replaced = add(store), add(store)
-    for job in (kept, replaced):
-        assert store.claim(job.id, "w1", LEASE) is not None
-        heartbeat(store, job.id, "w1", LEASE, history=[point(0), point(1)])
-    assert finish(store, kept.id, "w1", status=JobStatus.succeeded)
-    curve = [point(0), point(5), point(10)]
-    assert finish(store, replaced.id, "w1", status=JobStatus.succeeded, history=curve)
-    assert store.history(kept.id) == [point(0), point(1)]
-    assert store.history(replaced.id) == curve
-    assert store.history(replaced.id, owner=replaced.owner) == curve
-
-
 def test_history_cap_keeps_first(store: JobStore) -> None:
     job = add(store)
     assert store.claim(job.id, "w1", LEASE) is not None
@@ -566,6 +553,7 @@ def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     )
     # Thinned evenly by position, first and last kept: the curve stays log-spaced.
     assert [p.iteration for p in store.history(job.id)] == [0, 2, 4, 6]
+    assert store.history(job.id, owner=job.owner) == store.history(job.id)
     got = store.get(job.id)
     assert got is not None
     assert got.status == JobStatus.succeeded
@@ -576,11 +564,14 @@ def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     assert store.history(kept.id) == [point(5)]
 
 
-def test_finish_with_a_long_curve(store: JobStore) -> None:
-    # Longer than one command of Redis's batched-writes script takes: written the plain way.
+def test_a_long_curve_reported_and_finished(store: JobStore) -> None:
+    # A heartbeat of more points than one command of Redis's batched-writes script takes:
+    # written the plain way. The finished curve is one value.
     job = add(store)
     assert store.claim(job.id, "w1", LEASE) is not None
     curve = [point(i) for i in range(5000)]
+    heartbeat(store, job.id, "w1", LEASE, history=curve, history_max_points=6000)
+    assert store.history(job.id) == curve
     assert finish(
         store,
         job.id,
