@@ -242,6 +242,7 @@ class _Driver:
         self.progress_every_s, self.t0 = progress_every_s, t0
         self.n = stepper.x.shape[-1]
         self.t_start = time.perf_counter()
+        self._lrs_memo: tuple[int, list[int], list[float | None]] | None = None
 
     def start(self, inv_ref: torch.Tensor | None, aux_ok: list[bool]) -> LoopState:
         """The state at iteration 0: every matrix live, its start judged and recorded."""
@@ -312,7 +313,12 @@ class _Driver:
 
     def lrs(self, state: LoopState, iteration: int) -> list[float | None]:
         """Each live matrix's learning rate at `iteration`, looked up once per schedule object
-        (a batch's matrices mostly share one: this runs several times a check)."""
+        (a batch's matrices mostly share one). Asked up to three times a check, mostly for the
+        same iteration and live set: the last answer is kept (`state.active` is a new list
+        after every compaction, so its identity tells whether the live set changed)."""
+        memo = self._lrs_memo
+        if memo is not None and memo[0] == iteration and memo[1] is state.active:
+            return memo[2]
         by_schedule: dict[int, float | None] = {}
         out: list[float | None] = []
         for i in state.active:
@@ -321,6 +327,7 @@ class _Driver:
             if key not in by_schedule:
                 by_schedule[key] = None if schedule is None else schedule.lr_at(iteration)
             out.append(by_schedule[key])
+        self._lrs_memo = (iteration, state.active, out)
         return out
 
     def advance(self, state: LoopState) -> tuple[bool, list[int]]:
@@ -370,9 +377,9 @@ class _Driver:
         it, n = state.it, self.n
         aux = _aux(self.stepper.w, state.inv_ref, state.aux_ok)
         lrs = self.lrs(state, it)
-        for pos, i in enumerate(state.active):
-            r = res[pos]
-            self.tasks[i].add_point(HistoryPoint(it, r * r / n, r, aux[pos], lrs[pos]))
+        tasks = self.tasks
+        for i, r, a, lr in zip(state.active, res, aux, lrs, strict=True):
+            tasks[i].add_point(HistoryPoint(it, r * r / n, r, a, lr))
         return aux
 
     def tick(self, state: LoopState, res: list[float], stops: dict[int, StopReason]) -> None:

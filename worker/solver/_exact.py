@@ -13,7 +13,7 @@ def reference_inverse(x: torch.Tensor) -> tuple[torch.Tensor, list[bool]]:
     """inv(X) in float64 for the aux error, and per matrix whether it exists (X not singular)."""
     inv, info = torch.linalg.inv_ex(x.to(torch.float64))
     finite = torch.isfinite(inv).flatten(1).all(dim=1)
-    ok = [bool(a) and bool(b) for a, b in zip((info == 0).cpu(), finite.cpu(), strict=True)]
+    ok: list[bool] = ((info == 0) & finite).cpu().tolist()
     return inv, ok
 
 
