@@ -14,9 +14,23 @@ __all__ = ["NpyHeader", "from_npy", "read_header", "to_npy"]
 
 
 def to_npy(array: np.ndarray[Any, Any]) -> bytes:
-    """The `.npy` bytes of an array; ValueError for an object array (it would need pickle)."""
+    """The `.npy` bytes of an array, as `np.save` writes them; ValueError for an object array
+    (it would need pickle)."""
+    if array.dtype.hasobject or array.dtype.fields is not None:
+        buffer = io.BytesIO()  # numpy's own path: its refusal, or a structured header
+        np.save(buffer, array, allow_pickle=False)
+        return buffer.getvalue()
+    fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
+    return _npy_header(array.dtype, array.shape, fortran) + array.tobytes("F" if fortran else "C")
+
+
+@functools.lru_cache(maxsize=256)
+def _npy_header(dtype: np.dtype[Any], shape: tuple[int, ...], fortran: bool) -> bytes:
+    """The header `np.save` writes, made once per distinct one: making it costs more than the
+    rest of writing a 16x16 matrix (a worker writes one per finished job)."""
     buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran}
+    np.lib.format.write_array_header_1_0(buffer, {**header, "shape": shape})
     return buffer.getvalue()
 
 

@@ -1,4 +1,5 @@
-"""`.npy` bytes <-> arrays: what np.save writes reads back equal, and bad bytes are refused."""
+"""`.npy` bytes <-> arrays: what np.save writes reads back equal, to_npy writes what np.save
+writes, and bad bytes are refused."""
 
 from __future__ import annotations
 
@@ -24,6 +25,36 @@ def test_what_numpy_saves_reads_back_equal_and_writable(array: np.ndarray) -> No
     assert back.dtype == array.dtype and back.shape == array.shape
     np.testing.assert_array_equal(back, array)
     assert back.flags.writeable  # a copy, not a view of the bytes
+
+
+def _saved(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(256, dtype=np.float32).reshape(16, 16),
+        np.arange(256, dtype=np.float32).reshape(16, 16).T,  # Fortran-ordered
+        np.arange(256, dtype=np.float64).reshape(16, 16)[::2, 1:],  # neither order
+        np.arange(8, dtype=">i4").reshape(2, 2, 2),  # big-endian
+        np.ones((3,), dtype=np.complex128),
+        np.array(3.0),
+        np.zeros((2, 0, 0), dtype=bool),
+        np.zeros(2, dtype=[("a", np.float32), ("b", np.int8)]),  # structured: numpy's path
+    ],
+)
+def test_to_npy_writes_the_bytes_np_save_writes(array: np.ndarray) -> None:
+    # Twice: the second call's header is the one kept from the first.
+    assert to_npy(array) == _saved(array)
+    assert to_npy(array) == _saved(array)
+
+
+def test_to_npy_refuses_an_object_array() -> None:
+    with pytest.raises(ValueError, match="pickle"):
+        to_npy(np.array([1, "a"], dtype=object))
 
 
 def test_a_header_seen_before_reads_the_same_for_other_data() -> None:
