@@ -13,22 +13,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ninv.settings import Settings
 
 __all__ = ["HeaderTimeoutProtocol", "uvicorn_config"]
 
 
-class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections that do not send their headers in time.
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections that do not send their headers in time.
 
-    The deadline is armed when the connection opens and when a keep-alive connection waits
-    for its next request; it is disarmed as soon as h11 has parsed a request's headers. Bytes
-    trickling in do not extend it (uvicorn's keep-alive timer, which they do reset, is no
-    defence against a slow client).
+    httptools (llhttp, in C), not h11: the API spends about a tenth less CPU a request. The
+    deadline is armed when the connection opens and when a keep-alive connection waits for its
+    next request; it is disarmed as soon as a request's headers are complete. Bytes trickling in
+    do not extend it (uvicorn's keep-alive timer, which they do reset, is no defence against a
+    slow client).
     """
 
     header_timeout_s: float = 10.0
@@ -36,6 +36,7 @@ class HeaderTimeoutProtocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._awaiting_headers = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -45,18 +46,21 @@ class HeaderTimeoutProtocol(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.conn.their_state is not h11.IDLE:  # the headers are in (or the peer is gone)
-            self._disarm()
+    def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
+        self._disarm()
+        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        # A pipelined request whose headers came in meanwhile starts now: no deadline for it.
+        waiting = not self.pipeline
         super().on_response_complete()
-        if not self.transport.is_closing():  # kept alive: the next request gets a deadline too
+        if waiting and not self.transport.is_closing():  # kept alive: the next request's too
             self._arm()
 
     def _arm(self) -> None:
         self._disarm()
+        self._awaiting_headers = True
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
 
     def _disarm(self) -> None:
@@ -66,7 +70,7 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     def _headers_late(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._awaiting_headers and not self.transport.is_closing():
             self.transport.close()
 
 
@@ -80,6 +84,7 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str = "info") -> 
         host=settings.host,
         port=settings.port,
         http=protocol,
+        loop="auto",  # uvloop (a dependency, but on Windows), else asyncio's own
         log_level=log_level,
         access_log=False,  # service.metrics writes one line per request, without query strings
         proxy_headers=False,

@@ -68,7 +68,7 @@ def test_uploads_dropped_midway_are_499_without_tracebacks(api: ServerProcess) -
 
 
 def test_a_body_shorter_than_its_length_is_a_408(api: ServerProcess) -> None:
-    with connect(api.url) as sock:
+    with connect(api.url) as sock:  # two pipelined requests: both answered
         sock.sendall(UPLOAD + b"Content-Length: 1000\r\n\r\n" + b'{"matrix": ')
         answer = read_all(sock)  # the server answers, then closes
     assert answer.startswith(b"HTTP/1.1 408 ")
@@ -77,7 +77,7 @@ def test_a_body_shorter_than_its_length_is_a_408(api: ServerProcess) -> None:
 
 def test_a_trickling_body_is_cut_off(api: ServerProcess) -> None:
     """A byte at a time does not extend the body's deadline."""
-    with connect(api.url) as sock:
+    with connect(api.url) as sock:  # two pipelined requests: both answered
         sock.sendall(UPLOAD + b"Content-Length: 1000\r\n\r\n")
         sock.settimeout(0.2)
         answer = b""
@@ -112,6 +112,21 @@ def test_idle_and_slow_headers_are_closed(api: ServerProcess) -> None:
     assert read_all(idle) == b""  # sent nothing: closed too
     idle.close()
     slow.close()
+
+
+def test_the_header_deadline_spares_requests_whose_headers_are_in(api: ServerProcess) -> None:
+    matrix = {"matrix": [[2.0, 0.0], [0.0, 2.0]]}
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        # No worker: held 2 s, twice the header deadline, then answered as queued.
+        held = client.post("/invert", json=matrix, headers={"Prefer": "wait=2"})
+        assert held.status_code == 202
+        # The same kept-alive connection serves the next request.
+        assert client.get(f"/jobs/{held.json()['id']}").status_code == 200
+    with connect(api.url) as sock:  # two pipelined requests: both answered
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" * 2)
+        time.sleep(1.5)  # past the deadline: the second request's headers were in
+        answers = read_all(sock)  # then idle: closed
+    assert answers.count(b"HTTP/1.1 200 ") == 2
 
 
 def test_connections_beyond_the_limit_are_503(make_api: Callable[..., ServerProcess]) -> None:
