@@ -53,6 +53,12 @@ WRITE_RETRY_MAX_S = 10.0
 
 #: How long one `drain` goes on taking batches before it hands the rest to the next message.
 DRAIN_FOR_S = 5.0
+#: After the queue empties, how long a drain that took jobs keeps looking (every
+#: DRAIN_LOOK_EVERY_S) before it ends. Jobs that keep arriving (other services submitting
+#: one at a time) are then taken by the same drain: each drain that ends costs a wake message,
+#: which cost the worker more than the tiny jobs it then found and the API a broker publish.
+DRAIN_LINGER_S = 0.02
+DRAIN_LOOK_EVERY_S = 0.002
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -121,8 +127,8 @@ class JobRunner:
 
     def drain(self, wake: Callable[[], object], *, for_s: float = DRAIN_FOR_S) -> int:
         """Claim and solve waiting jobs, a batch at a time, in the store's round-robin order
-        across owners (`claim_next`), until none waits or `for_s` seconds have passed; return
-        how many jobs it took.
+        across owners (`claim_next`), until none waits (for DRAIN_LINGER_S, once it took some)
+        or `for_s` seconds have passed; return how many jobs it took.
 
         After each claim it calls `wake` (which sends a message only if none is pending), so
         an idle worker can take the next batch meanwhile, and a drain that stops at `for_s`
@@ -131,10 +137,17 @@ class JobRunner:
         limit = max(1, self._settings.batch_max)
         deadline = time.monotonic() + for_s
         taken = 0
+        idle_until: float | None = None  # while the queue is empty: when the drain ends
         while True:
             jobs = self._store.claim_next(self.worker_id, self._settings.lease_s, limit)
             if not jobs:
-                return taken
+                now = time.monotonic()
+                idle_until = idle_until or min(now + DRAIN_LINGER_S, deadline)
+                if not taken or now >= idle_until:
+                    return taken
+                time.sleep(DRAIN_LOOK_EVERY_S)
+                continue
+            idle_until = None
             taken += len(jobs)
             if len(jobs) > 1:
                 log.info("solving %d jobs together (%s)", len(jobs), jobs[0].batch_key)

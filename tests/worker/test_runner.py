@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from ninv.jobs import JobRecord
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
 from ninv.store import JobStore
@@ -139,3 +141,50 @@ def test_stall_window_reaches_the_solver_and_the_curve_keeps_every_check(
     points = store.history(job.id)
     assert len(points) >= 30_000 // 64  # a point at every check: 469 of them
     assert next(p.iteration for p in points if p.lr == 0.025) == 10_000  # the stage change
+
+
+def _claims_with_arrival(
+    store: JobStore, arrive: Callable[[], object]
+) -> tuple[list[int], Callable[..., list[JobRecord]]]:
+    """store.claim_next counting each claim's jobs; `arrive` runs when the queue first comes up
+    empty (a job submitted just after the drain emptied it)."""
+    counts: list[int] = []
+    claim_next = store.claim_next
+
+    def claim(*args: Any, **kwargs: Any) -> list[JobRecord]:
+        taken = claim_next(*args, **kwargs)
+        if not taken and counts.count(0) == 0:
+            arrive()
+        counts.append(len(taken))
+        return taken
+
+    return counts, claim
+
+
+def test_a_drain_takes_jobs_that_arrive_just_after_it_emptied_the_queue(
+    settings: Settings, store: JobStore
+) -> None:
+    runner = JobRunner(store, settings, worker_id="w")
+    first = submit(store, settings, np.eye(4) * 2, send=False, method="exact")
+    late: list[JobRecord] = []
+    counts, store.claim_next = _claims_with_arrival(  # type: ignore[method-assign]
+        store, lambda: late.append(submit(store, settings, np.eye(4), send=False, method="exact"))
+    )
+
+    # One drain, one wake message: the second job needs none of its own.
+    assert runner.drain(lambda: None) == 2
+
+    assert counts[:3] == [1, 0, 1]  # it looked again, and found the late job
+    assert counts[-1] == 0  # then the queue stayed empty for DRAIN_LINGER_S and it ended
+    for job in (first, *late):
+        done = store.get(job.id)
+        assert done is not None and done.status is JobStatus.succeeded
+
+
+def test_a_drain_that_finds_nothing_ends_at_once(settings: Settings, store: JobStore) -> None:
+    runner = JobRunner(store, settings, worker_id="w")
+    counts, store.claim_next = _claims_with_arrival(store, lambda: None)  # type: ignore[method-assign]
+
+    assert runner.drain(lambda: None) == 0
+
+    assert counts == [0]  # nothing taken, nothing to linger for: one look
