@@ -28,7 +28,7 @@ def new_record(
     *,
     owner: str,
     idempotency_key: str | None,
-    request_hash: str,
+    request_hash: str | None,
     batch_max_n: int,
 ) -> JobRecord:
     """The queued job for a parsed request, with a fresh id (uuid4 hex)."""

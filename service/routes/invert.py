@@ -95,7 +95,8 @@ async def invert(
         parsed,
         owner=owner,
         idempotency_key=idempotency_key,
-        request_hash=request_fingerprint(parsed),
+        # Only an Idempotency-Key's replay compares it: hashing the matrix is not free.
+        request_hash=None if idempotency_key is None else request_fingerprint(parsed),
         batch_max_n=settings.batch_max_n,
     )
     where = "query" if media_type(content_type) == NPY else "body"
