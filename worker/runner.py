@@ -145,7 +145,7 @@ class JobRunner:
                 return taken
             taken += len(jobs)
             if len(jobs) > 1:
-                log.info("solving %d jobs together (%s)", len(jobs), jobs[0].batch_key)
+                log.debug("solving %d jobs together (%s)", len(jobs), jobs[0].batch_key)
             wake()
             self._solve_claimed(jobs)
             if time.monotonic() >= deadline:
@@ -232,7 +232,7 @@ class JobRunner:
                 break
             time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
         if gathered:
-            log.info("solving %d jobs together (%s)", len(gathered) + 1, job.batch_key)
+            log.debug("solving %d jobs together (%s)", len(gathered) + 1, job.batch_key)
         return gathered
 
     def _running(self, job: JobRecord) -> _Running:

@@ -850,7 +850,7 @@ class RedisStore:
                 else:
                     claimed.append(taken)
             self._put_running(writes, claimed)
-            writes.set(self._k_turn, owner)
+            _set(writes, self._k_turn, owner)
             return claimed if self._write_if(expect, writes) else None
 
     def _write_if(self, expect: dict[str, bytes], writes: Pipeline) -> bool:
@@ -896,7 +896,9 @@ class RedisStore:
 
     @_guard
     def mark_wake(self, pending_s: float) -> bool:
-        return bool(self._r.set(self._k_wake, 1, nx=True, px=_pending_ms(pending_s)))
+        # The command itself: redis-py's set() checks its options on every call (see `_set`).
+        mark = ("SET", self._k_wake, 1, "NX", "PX", _pending_ms(pending_s))
+        return bool(self._r.execute_command(*mark))  # type: ignore[no-untyped-call]
 
     @_guard
     def clear_wake(self) -> None:

@@ -480,12 +480,13 @@ def _exact(
     auxes: list[float | None] = [None] * x.shape[0]
     if aux:
         ref, _ = reference_inverse(x)
-        auxes = [float(v) for v in (inv.to(torch.float64) - ref).square().mean(dim=(1, 2)).cpu()]
+        auxes = (inv.to(torch.float64) - ref).square().mean(dim=(1, 2)).cpu().tolist()
+    inverses = inv.cpu().numpy()  # one transfer; each Solution copies its own matrix out
     out = []
     for i in range(x.shape[0]):
         point = HistoryPoint(1, res[i] ** 2 / n, res[i], auxes[i], None)
         sol = Solution(
-            inverse=inv[i].cpu().numpy().copy(),
+            inverse=inverses[i].copy(),
             iterations=1,
             loss=res[i] ** 2 / n,
             residual=res[i],
