@@ -1,9 +1,10 @@
 """ninv beside the plain FastAPI + Celery + Redis service of the tutorials, in one run.
 
-Each side runs one API process (uvicorn) and one worker process (Celery, solo pool) on the
-real Redis, started as a user would start them; ninv also runs on its embedded default (`ninv
-serve`: the API and its one worker, no Redis). Figures, for a tiny job (16x16, inverted
-exactly: numpy on the plain side, `method=exact` on ninv's):
+Each side runs one API process (uvicorn, on httptools and uvloop: ninv installs them, and
+uvicorn's defaults pick them for the plain service too) and one worker process (Celery, solo
+pool) on the real Redis, started as a user would start them; ninv also runs on its embedded
+default (`ninv serve`: the API and its one worker, no Redis). Figures, for a tiny job (16x16,
+inverted exactly: numpy on the plain side, `method=exact` on ninv's):
 
 - throughput: tiny jobs/s end to end (submit, wait, result in hand) with 32 concurrent
   submitters. The plain client polls its task every 10 ms (its result comes with the status);
