@@ -34,6 +34,8 @@ TRANSPORT = "ninv.fsbroker:DoorbellTransport"
 FALLBACK_POLL_S = 1.0
 #: A half-written message file older than this was left by a sender that died mid-write.
 STALE_PART_S = 60.0
+#: Longest one wait on the bell lasts: a warm shutdown is noticed within this.
+SHUTDOWN_CHECK_S = 0.2
 
 
 def broker_options(folder: Path) -> dict[str, object]:
@@ -64,6 +66,13 @@ def _remove_stale_parts(queue: Path) -> None:
                 part.unlink()
         except FileNotFoundError:  # another process removed it first
             pass
+
+
+def _shutting_down() -> bool:
+    """Whether this process's Celery worker has been asked to stop (warm or cold)."""
+    from celery.worker import state  # the consumer's side only: a sender never asks
+
+    return state.should_stop is not None or state.should_terminate is not None
 
 
 class DoorbellChannel(filesystem.Channel):
@@ -104,6 +113,10 @@ class DoorbellTransport(filesystem.Transport):
         start = monotonic()
         cycle: Any = self.cycle
         while True:
+            if _shutting_down():
+                # Celery's blocking loop looks for a shutdown only between these calls (and
+                # then makes one more): hand it back at once, and take no message to run.
+                raise TimeoutError
             try:
                 cycle.get(self._deliver, timeout=timeout)
                 return
@@ -114,7 +127,17 @@ class DoorbellTransport(filesystem.Transport):
                     if left <= 0:
                         raise TimeoutError from None
                     wait = min(wait, left)
-                self._bell.wait(wait)
+                self._wait_bell(wait)
+
+    def _wait_bell(self, seconds: float) -> None:
+        """Wait on the bell up to `seconds`, until it rings or the worker is asked to stop (a
+        signal only sets Celery's flag: the wait goes on in slices to see it)."""
+        assert self._bell is not None
+        end = monotonic() + seconds
+        while not _shutting_down():
+            left = end - monotonic()
+            if left <= 0 or self._bell.wait(min(left, SHUTDOWN_CHECK_S)):
+                return
 
     def close_connection(self, connection: Any) -> None:
         if self._bell is not None:

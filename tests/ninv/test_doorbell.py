@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.worker import state as worker_state
+from kombu import Queue
 
 from ninv.doorbell import Bell, bell_folder, ring
 from ninv.fsbroker import broker_options
@@ -99,3 +101,28 @@ def test_half_written_messages_a_killed_sender_left_are_removed_at_start(tmp_pat
     assert not stale.exists()
     assert fresh.exists()  # may be another process's write in progress
     assert message.exists()  # a whole message is never touched
+
+
+def test_a_worker_asked_to_stop_takes_no_more_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Celery's blocking loop sees a warm shutdown only between waits, then waits once more:
+    # the embedded broker hands the loop back at once instead (it took 4 s, two full waits).
+    settings = Settings(data_dir=tmp_path / "data")
+    app = make_celery(settings)
+    received: list[object] = []
+    try:
+        enqueue(app, "0123")
+        with app.connection_for_read() as conn:
+            queue = Queue(app.conf.task_default_queue)
+            with conn.Consumer(queue, callbacks=[lambda body, message: received.append(body)]):
+                monkeypatch.setattr(worker_state, "should_stop", 0)  # what SIGTERM sets
+                with pytest.raises(TimeoutError):
+                    conn.drain_events(timeout=30)
+                assert received == []  # the message stays for the next worker
+
+                monkeypatch.setattr(worker_state, "should_stop", None)
+                conn.drain_events(timeout=30)
+                assert len(received) == 1
+    finally:
+        app.close()
