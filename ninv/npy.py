@@ -29,8 +29,10 @@ def _npy_header(dtype: np.dtype[Any], shape: tuple[int, ...], fortran: bool) -> 
     """The header `np.save` writes, made once per distinct one: making it costs more than the
     rest of writing a 16x16 matrix (a worker writes one per finished job)."""
     buffer = io.BytesIO()
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran}
-    np.lib.format.write_array_header_1_0(buffer, {**header, "shape": shape})
+    descr = np.lib.format.dtype_to_descr(dtype)
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": descr, "fortran_order": fortran, "shape": shape}
+    )
     return buffer.getvalue()
 
 
@@ -60,7 +62,7 @@ class NpyHeader:
 
     def array(self, data: bytes) -> np.ndarray[Any, Any]:
         """The data as an array (a view of `data`); its length must have been checked."""
-        count = int(np.prod(self.shape, dtype=np.int64))
+        count = math.prod(self.shape)
         flat = np.frombuffer(data, dtype=self.dtype, count=count, offset=self.offset)
         return flat.reshape(self.shape, order="F" if self.fortran_order else "C")
 

@@ -746,7 +746,7 @@ class RedisStore:
             pipe.zadd(self._k_owner(job.owner), {job.id: to_us(job.created_at)})
             self._enqueue(pipe, job)
             if idem is not None:
-                pipe.set(idem, job.id)
+                _set(pipe, idem, job.id)
             words = _take_words(pipe)
         assert words is not None  # a new job's writes are short
         most = -1 if max_active is None else max_active

@@ -184,7 +184,16 @@ def test_a_drain_takes_jobs_that_arrive_just_after_it_emptied_the_queue(
 def test_a_drain_that_finds_nothing_ends_at_once(settings: Settings, store: JobStore) -> None:
     runner = JobRunner(store, settings, worker_id="w")
     counts, store.claim_next = _claims_with_arrival(store, lambda: None)  # type: ignore[method-assign]
+    looks: list[int] = []  # a lingering drain's reads of the queue
+    queued_ids = store.queued_ids
+
+    def looking(limit: int = 1000) -> list[str]:
+        looks.append(limit)
+        return queued_ids(limit)
+
+    store.queued_ids = looking  # type: ignore[method-assign]
 
     assert runner.drain(lambda: None) == 0
 
-    assert counts == [0]  # nothing taken, nothing to linger for: one look
+    assert counts == [0]  # nothing taken, nothing to linger for: one claim
+    assert looks == []  # and no waiting for more
