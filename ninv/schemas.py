@@ -13,7 +13,7 @@ import math
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +31,7 @@ __all__ = [
     "CURVE",
     "FINISHED",
     "MAX_ITER_LIMIT",
+    "CurvePoint",
     "DType",
     "History",
     "HistoryPoint",
@@ -188,6 +189,23 @@ class HistoryPoint(BaseModel):
 #: A whole curve at once: one validation or one JSON array for all its points, a fraction of
 #: the cost of one call per point (a finished job has tens to thousands).
 CURVE = TypeAdapter(list[HistoryPoint])
+
+
+class CurvePoint(Protocol):
+    """What a store writes of a curve point: a `HistoryPoint`, or the solver's own point (a
+    named tuple with the same fields), which a finished job's curve is written from as it is,
+    without a model per point. A non-finite figure is written as null."""
+
+    @property
+    def iteration(self) -> int: ...
+    @property
+    def loss(self) -> float | None: ...
+    @property
+    def residual(self) -> float | None: ...
+    @property
+    def aux_error(self) -> float | None: ...
+    @property
+    def lr(self) -> float | None: ...
 
 
 class MatrixSummary(BaseModel):

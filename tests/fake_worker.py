@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ninv.jobs import utcnow
 from ninv.npy import from_npy, to_npy
-from ninv.schemas import HistoryPoint, JobStatus, Progress, StopReason, Summary
+from ninv.schemas import CurvePoint, HistoryPoint, JobStatus, Progress, StopReason, Summary
 from ninv.store import Beat, Heartbeat, JobNotFound, JobStore, Outcome
 
 
@@ -43,7 +44,7 @@ def finish(
     summary: Summary | None = None,
     result: bytes | None = None,
     error: str | None = None,
-    history: list[HistoryPoint] | None = None,
+    history: Sequence[CurvePoint] | None = None,
     history_max_points: int = 500,
 ) -> bool:
     """A one-element `finish_many` (ValueError for a status that is not final)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ninv.schemas import CURVE, HistoryPoint, MatrixSummary, Summary, finite
+from ninv.schemas import CurvePoint, MatrixSummary, Summary, finite
 from worker.solver import BatchSolution, Solution
 
 __all__ = ["curve", "summarise"]
@@ -71,22 +71,13 @@ def summarise(solution: Solution | BatchSolution) -> Summary:
     )
 
 
-def curve(solution: Solution | BatchSolution) -> list[HistoryPoint]:
-    """The loss curve to keep: the solve's own, or for a batch input its worst matrix's."""
+def curve(solution: Solution | BatchSolution) -> Sequence[CurvePoint]:
+    """The loss curve to keep: the solve's own, or for a batch input its worst matrix's.
+
+    The solver's own points, as they are: the store writes them without a model per point
+    (a point every check, tens a job, for every job of a batch), non-finite figures as null.
+    """
     if isinstance(solution, BatchSolution):
         sols = solution.solutions
         solution = sols[_worst_index([_matrix_summary(s) for s in sols])]
-    # One validation of the whole list: a third of the cost of building the points one by one
-    # (a point every check, tens a job, for every job of a batch).
-    return CURVE.validate_python(
-        [
-            {
-                "iteration": p.iteration,
-                "loss": finite(p.loss),
-                "residual": finite(p.residual),
-                "aux_error": finite(p.aux_error),
-                "lr": p.lr,
-            }
-            for p in solution.history
-        ]
-    )
+    return solution.history

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from ninv.jobs import utcnow
-from ninv.schemas import HistoryPoint, Progress, finite
+from ninv.schemas import CurvePoint, HistoryPoint, Progress, finite
 from ninv.store import Beat, Heartbeat
 from worker.solver import ProgressPoint
 
@@ -76,9 +76,9 @@ class JobProgress:
         self.timed_out = time.monotonic() > self._deadline
         return self.owned and not self.cancel_requested and not self.timed_out
 
-    def final_history(self, solver_points: Sequence[HistoryPoint]) -> list[HistoryPoint]:
+    def final_history(self, solver_points: Sequence[CurvePoint]) -> list[CurvePoint]:
         """The whole curve for the store: the solver's own (every check from iteration 0) and
         the points reported live, in iteration order; the solver's point wins a tie."""
-        by_iteration = {point.iteration: point for point in self._reported}
+        by_iteration: dict[int, CurvePoint] = {point.iteration: point for point in self._reported}
         by_iteration.update((point.iteration, point) for point in solver_points)
         return [by_iteration[i] for i in sorted(by_iteration)]

@@ -6,10 +6,10 @@ import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from ninv.jobs import JobRecord, NotFinished, require_final
-from ninv.schemas import HistoryPoint, JobStatus, Progress, Summary, WorkerInfo
+from ninv.schemas import CurvePoint, HistoryPoint, JobStatus, Progress, Summary, WorkerInfo
 
 __all__ = [
     "Beat",
@@ -113,7 +113,7 @@ class Outcome:
     summary: Summary | None = None
     result: bytes | None = None
     error: str | None = None
-    history: list[HistoryPoint] | None = None
+    history: Sequence[CurvePoint] | None = None
 
     def __post_init__(self) -> None:  # refused before any store call changes anything
         require_final(self.status)
@@ -324,7 +324,10 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
-def capped(points: Sequence[HistoryPoint], cap: int) -> builtins.list[HistoryPoint]:
+_Point = TypeVar("_Point", bound=CurvePoint)
+
+
+def capped(points: Sequence[_Point], cap: int) -> builtins.list[_Point]:
     """At most `cap` points of a curve, evenly by position, always the first and the last.
 
     The curves are log-spaced, so thinning by position keeps them log-spaced.

@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from ninv.jobs import JobRecord, next_owner, utcnow
 from ninv.notify import changes_folder, ring_changes
-from ninv.schemas import HistoryPoint, JobStatus, WorkerInfo
+from ninv.schemas import CurvePoint, HistoryPoint, JobStatus, WorkerInfo
 from ninv.store._base import (
     Beat,
     Created,
@@ -521,7 +521,7 @@ class SqliteStore:
 
     @staticmethod
     def _append_history(
-        conn: sqlite3.Connection, job_id: str, history: Sequence[HistoryPoint], cap: int
+        conn: sqlite3.Connection, job_id: str, history: Sequence[CurvePoint], cap: int
     ) -> None:
         """Append points to a job's history, keeping the first point and the newest cap - 1."""
         if not history:

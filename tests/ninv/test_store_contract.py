@@ -32,6 +32,7 @@ from ninv.store._redis import RedisStore
 from ninv.store._sqlite import SqliteStore
 from tests.fake_worker import finish, heartbeat, load_result
 from tests.ninv.conftest import REDIS_URL, RETENTION_S
+from worker.solver import HistoryPoint as SolverPoint
 
 MATRIX = b"\x93NUMPY matrix bytes \x00\x01\x02\xff"
 RESULT = b"\x93NUMPY result bytes \xfe\x00"
@@ -562,6 +563,25 @@ def test_finish_with_history_replaces_the_curve(store: JobStore) -> None:
     heartbeat(store, kept.id, "w1", LEASE, history=[point(5)])
     assert finish(store, kept.id, "w1", status=JobStatus.failed, error="x")
     assert store.history(kept.id) == [point(5)]
+
+
+def test_a_curve_of_solver_points_reads_back_as_history_points(store: JobStore) -> None:
+    # A finished job's curve is written from the solver's own named tuples, with no model per
+    # point: it reads back as the models, a non-finite figure (a diverged solve's) as null.
+    job = add(store)
+    assert store.claim(job.id, "w1", LEASE) is not None
+    inf, nan = float("inf"), float("nan")
+    solver_points = [
+        SolverPoint(0, 0.25, 0.5, 1e-3, 0.05),
+        SolverPoint(64, inf, nan, None, 0.025),
+        SolverPoint(128, 1e-320, -0.0, nan, None),
+    ]
+    assert finish(store, job.id, "w1", status=JobStatus.failed, error="x", history=solver_points)
+    assert store.history(job.id) == [
+        HistoryPoint(iteration=0, loss=0.25, residual=0.5, aux_error=1e-3, lr=0.05),
+        HistoryPoint(iteration=64, loss=None, residual=None, aux_error=None, lr=0.025),
+        HistoryPoint(iteration=128, loss=1e-320, residual=-0.0, aux_error=None, lr=None),
+    ]
 
 
 def test_a_long_curve_reported_and_finished(store: JobStore) -> None:

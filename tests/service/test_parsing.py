@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -89,3 +90,24 @@ def test_fingerprint_is_the_parsed_request_not_its_bytes() -> None:
     assert base != fingerprint(
         save(np.array([[1, 2], [3, 4]], dtype=np.float32)), "application/x-npy", [("method", "cg")]
     )
+
+
+def test_json_bodies_orjson_refuses_are_read_by_json() -> None:
+    # UTF-16 (json detects it; orjson reads UTF-8 only), and a number past float64's range
+    # (orjson refuses it; json reads infinity, which the finite check refuses as before).
+    utf16 = parse_json('{"matrix": [[2, 0], [0, 4]]}'.encode("utf-16"), LIMITS)
+    np.testing.assert_array_equal(utf16.matrix, [[2.0, 0.0], [0.0, 4.0]])
+    with pytest.raises(ProblemError) as info:
+        parse_json(b'{"matrix": [[1e400]]}', LIMITS)
+    assert info.value.status == 422 and "overflows float64" in str(info.value.detail)
+
+
+def test_json_numbers_parse_to_the_same_float64_as_the_json_module() -> None:
+    rng = np.random.default_rng(0)
+    rows = (rng.standard_normal((8, 8)) * 10.0 ** rng.integers(-300, 300, (8, 8))).tolist()
+    rows[0][:3] = [5e-324, 123456789012345678901234567890, -0.0]
+    body = json.dumps({"matrix": rows}).encode()
+    parsed = parse_json(body, LIMITS)
+    expected = np.array(json.loads(body)["matrix"], dtype=np.float64)
+    np.testing.assert_array_equal(parsed.matrix, expected)
+    assert np.signbit(parsed.matrix[0, 2])
