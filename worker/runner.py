@@ -162,28 +162,63 @@ class JobRunner:
         return False
 
     def _solve_claimed(self, jobs: Sequence[JobRecord]) -> None:
-        """Solve claimed jobs: each matrix checked alone first, then the rest together."""
+        """Solve claimed jobs: each matrix checked first, then the rest together."""
         blobs = self._store.load_matrices([job.id for job in jobs])  # one read for the batch
-        running = [
+        loaded = [
             item
             for item, blob in zip(map(self._running, jobs), blobs, strict=True)
-            if self._checked(item, blob)
+            if self._loaded(item, blob)
         ]
+        running = self._checked(loaded)
         if running:
             self._solve_group(running)
 
-    def _checked(self, item: _Running, blob: bytes | None) -> bool:
-        """Whether the job's own matrix (`blob`, as stored) is one the solver takes; if not,
-        fail it alone, with indices in its own matrix (a batch's stacked error would name the
-        stack and fail every job in it)."""
+    def _loaded(self, item: _Running, blob: bytes | None) -> bool:
+        """Decode the job's matrix (`blob`, as stored); fail the job if it has none."""
         try:
             item.matrix = _decoded(item.job, blob)
-            check_matrix(item.matrix, dtype=item.job.options.dtype, max_n=self._settings.max_n)
         except SolverError as exc:
-            item.done = True
-            self._fail([item], exc)
+            self._fail_alone(item, exc)
             return False
         return True
+
+    def _checked(self, items: list[_Running]) -> list[_Running]:
+        """The jobs whose own matrix the solver takes; the others fail alone, with indices in
+        their own matrix (a batch's stacked error would name the stack and fail every job in it).
+
+        Matrices of one shape and dtype are checked stacked, in one call (one call per 16x16
+        matrix cost ~35 us, as much as a step of Adam on 256 of them); only when the stack is
+        refused is each checked alone, to find which to fail.
+        """
+        groups: dict[tuple[tuple[int, ...], str, str], list[tuple[_Running, np.ndarray]]] = {}
+        for item in items:
+            matrix = item.matrix
+            assert matrix is not None  # _loaded
+            key = (matrix.shape, matrix.dtype.str, item.job.options.dtype)
+            groups.setdefault(key, []).append((item, matrix))
+        refused: set[int] = set()
+        for (shape, _, dtype), group in groups.items():
+            if len(group) > 1 and len(shape) == 2 and self._takes(group, dtype):
+                continue
+            for item, matrix in group:
+                try:
+                    check_matrix(matrix, dtype=dtype, max_n=self._settings.max_n)
+                except SolverError as exc:
+                    self._fail_alone(item, exc)
+                    refused.add(id(item))
+        return [item for item in items if id(item) not in refused]
+
+    def _takes(self, group: list[tuple[_Running, np.ndarray]], dtype: str) -> bool:
+        """Whether the solver takes every matrix of `group` (2-D, one shape), checked at once."""
+        try:
+            check_matrix(np.stack([m for _, m in group]), dtype=dtype, max_n=self._settings.max_n)
+        except SolverError:
+            return False
+        return True
+
+    def _fail_alone(self, item: _Running, exc: SolverError) -> None:
+        item.done = True
+        self._fail([item], exc)
 
     def _solve_group(self, running: list[_Running]) -> None:
         """Solve jobs together; an error that hits the whole batched solve (out of memory, an

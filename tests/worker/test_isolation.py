@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
+import worker.runner
 from ninv.schemas import JobStatus
 from ninv.settings import Settings
 from ninv.store import JobStore
@@ -98,3 +100,24 @@ def test_a_batched_solve_that_fails_is_run_again_in_halves(
     doomed = store.get(jobs[3].id)
     assert doomed is not None and doomed.status is JobStatus.failed
     assert doomed.error is not None and "out of memory" in doomed.error
+
+
+def test_matrices_of_one_shape_are_checked_in_one_call(
+    settings: Settings, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checked stacked, once, when all pass; alone, each, only when the stack is refused (the
+    # case above).
+    checked: list[tuple[int, ...]] = []
+    real = worker.runner.check_matrix
+
+    def counting(matrix: Any, **kwargs: Any) -> None:
+        checked.append(np.shape(matrix))
+        real(matrix, **kwargs)
+
+    monkeypatch.setattr(worker.runner, "check_matrix", counting)
+    opts: dict[str, Any] = {"method": "newton-schulz", "owner": "key-a", "send": False}
+    for k in range(5):
+        submit(store, settings, A_FIRST * (k + 1), **opts)
+    runner = JobRunner(store, settings.model_copy(update={"batch_max": 16}), worker_id="w")
+    assert runner.drain(lambda: None) == 5
+    assert checked == [(5, 2, 2)]
