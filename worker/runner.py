@@ -186,8 +186,8 @@ class JobRunner:
         """The jobs whose own matrix the solver takes; the others fail alone, with indices in
         their own matrix (a batch's stacked error would name the stack and fail every job in it).
 
-        Matrices of one shape and dtype are checked stacked, in one call (one call per 16x16
-        matrix cost ~35 us, as much as a step of Adam on 256 of them); only when the stack is
+        Matrices of one shape and dtype are checked stacked, in one call (a call costs ~35 us
+        for a 16x16 matrix: 9 ms for a claim of 256 checked one by one); only when the stack is
         refused is each checked alone, to find which to fail.
         """
         groups: dict[tuple[tuple[int, ...], str, str], list[tuple[_Running, np.ndarray]]] = {}
