@@ -62,3 +62,8 @@ def test_side_by_side_bench() -> None:
 def test_queue_order_bench() -> None:
     figures = run_bench("queue_order.py", "--jobs", "20")
     assert figures["fifo"]["succeeded"] and figures["round_robin"]["succeeded"]
+
+
+def test_api_processes_bench() -> None:
+    figures = run_bench("api_processes.py", "--seconds", "1", "--rounds", "1")
+    assert figures["one_api_jobs_per_s"][0] > 0 and figures["two_apis_jobs_per_s"][0] > 0
